@@ -1,0 +1,62 @@
+import { STATUS_CODES } from 'node:http'
+
+/** The stable, machine-readable codes of SPEC §2. */
+export const ERROR_CODES = {
+  VALIDATION_ERROR: 400,
+  BAD_REQUEST: 400,
+  AUTH_MISSING_TOKEN: 401,
+  AUTH_INVALID_TOKEN: 401,
+  AUTH_TOKEN_EXPIRED: 401,
+  AUTH_TOKEN_REVOKED: 401,
+  AUTH_CSRF_FAILED: 401,
+  AUTH_INVALID_CREDENTIALS: 401,
+  AUTH_INSUFFICIENT_SCOPE: 403,
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  PRECONDITION_FAILED: 412,
+  PAYLOAD_TOO_LARGE: 413,
+  UNSUPPORTED_MEDIA_TYPE: 415,
+  RATE_LIMITED: 429,
+  INTERNAL_ERROR: 500,
+  SERVICE_UNAVAILABLE: 503
+} as const
+
+export type ErrorCode = keyof typeof ERROR_CODES
+
+/** An error whose status, code and message are safe to show to the client as they are. */
+export class ApiError extends Error {
+  readonly statusCode: number
+  readonly code: ErrorCode
+  readonly headers: Record<string, string>
+  constructor (code: ErrorCode, message: string, headers: Record<string, string> = {}) {
+    super(message)
+    this.name = 'ApiError'
+    this.code = code
+    this.statusCode = ERROR_CODES[code]
+    this.headers = headers
+  }
+}
+
+export function isErrorCode (code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code)
+}
+
+export function reasonPhrase (statusCode: number): string {
+  return STATUS_CODES[statusCode] ?? 'Error'
+}
+
+/** The code a status maps to when an error (from a library, say) brings only a status. */
+export function codeForStatus (statusCode: number): ErrorCode {
+  switch (statusCode) {
+    case 401: return 'AUTH_INVALID_TOKEN'
+    case 403: return 'AUTH_INSUFFICIENT_SCOPE'
+    case 404: case 405: return 'NOT_FOUND'
+    case 409: return 'CONFLICT'
+    case 412: return 'PRECONDITION_FAILED'
+    case 413: return 'PAYLOAD_TOO_LARGE'
+    case 415: return 'UNSUPPORTED_MEDIA_TYPE'
+    case 429: return 'RATE_LIMITED'
+    case 503: return 'SERVICE_UNAVAILABLE'
+    default: return statusCode >= 400 && statusCode < 500 ? 'BAD_REQUEST' : 'INTERNAL_ERROR'
+  }
+}

@@ -1,0 +1,95 @@
+import fp from 'fastify-plugin'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { ErrorSchema, type ErrorBody } from '../schemas/common.js'
+import { ApiError, codeForStatus, isErrorCode, reasonPhrase, type ErrorCode } from '../lib/errors.js'
+import { isDatabaseUnavailable } from '../lib/db-errors.js'
+
+export type NotFoundPreHandler = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Hooks run before the 404 handler, so that URL probing counts against rate limits. */
+    notFoundPreHandlers: NotFoundPreHandler[]
+  }
+}
+
+// Fastify's own errors whose message is safe to show, and the code each maps to.
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'BAD_REQUEST',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_REQUEST',
+  FST_ERR_CTP_INVALID_TYPE: 'BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
+  FST_ERR_VALIDATION: 'VALIDATION_ERROR',
+  FST_ERR_NOT_FOUND: 'NOT_FOUND'
+}
+
+interface Mapped { statusCode: number, code: ErrorCode, message: string, headers: Record<string, string> }
+
+function mapError (error: FastifyError, development: boolean): Mapped {
+  if (error instanceof ApiError) {
+    return { statusCode: error.statusCode, code: error.code, message: error.message, headers: error.headers }
+  }
+  if (error.validation) {
+    return { statusCode: 400, code: 'VALIDATION_ERROR', message: error.message, headers: {} }
+  }
+  if (isDatabaseUnavailable(error)) {
+    return { statusCode: 503, code: 'SERVICE_UNAVAILABLE', message: 'The database is unavailable; retry later', headers: { 'retry-after': '1' } }
+  }
+  const known = error.code !== undefined ? FASTIFY_CODES[error.code] : undefined
+  const status = error.statusCode ?? 500
+  if (known) return { statusCode: status, code: known, message: error.message, headers: {} }
+  if (status >= 400 && status < 500) {
+    // Library errors with a 4xx (body parser, plugins): the status is right, the code is ours.
+    const code = isErrorCode(error.code) ? error.code : codeForStatus(status)
+    return { statusCode: status, code, message: error.message, headers: {} }
+  }
+  if (status === 503) return { statusCode: 503, code: 'SERVICE_UNAVAILABLE', message: 'Service unavailable; retry later', headers: {} }
+  // Anything else is our fault: its message may hold internals (SQL, hosts, secrets).
+  return { statusCode: 500, code: 'INTERNAL_ERROR', message: development ? error.message : 'An internal error occurred', headers: {} }
+}
+
+export function errorBody (request: FastifyRequest, statusCode: number, code: ErrorCode, message: string): ErrorBody {
+  return { statusCode, error: reasonPhrase(statusCode), code, message, requestId: request.id }
+}
+
+/**
+ * The single error shape of SPEC §2 for everything that goes wrong: validation,
+ * body parsing, authentication, unknown routes, database outages and bugs.
+ */
+export default fp(async function errorsPlugin (fastify) {
+  const development = fastify.config.ENVIRONMENT === 'development'
+  fastify.addSchema(ErrorSchema)
+
+  fastify.setErrorHandler(function handleError (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    const mapped = mapError(error, development)
+    if (mapped.statusCode >= 500) {
+      request.log.error({ err: error }, 'request failed')
+    } else {
+      request.log.info({ code: mapped.code, statusCode: mapped.statusCode, reason: error.message }, 'request refused')
+    }
+    if (mapped.statusCode === 401 && mapped.headers['www-authenticate'] === undefined) {
+      mapped.headers['www-authenticate'] = 'Bearer realm="api"'
+    }
+    void reply.code(mapped.statusCode).headers(mapped.headers)
+      .type('application/json; charset=utf-8')
+      .send(errorBody(request, mapped.statusCode, mapped.code, mapped.message))
+  })
+
+  const notFoundPreHandlers: NotFoundPreHandler[] = []
+  fastify.decorate('notFoundPreHandlers', notFoundPreHandlers)
+  // A method a path does not serve is a 404 too (SPEC §2): Fastify routes both here.
+  fastify.setNotFoundHandler({
+    preHandler: async function runNotFoundPreHandlers (request: FastifyRequest, reply: FastifyReply) {
+      for (const hook of notFoundPreHandlers) {
+        await hook.call(fastify, request, reply)
+        if (reply.sent) return
+      }
+    }
+  }, function notFound (request, reply) {
+    void reply.code(404).type('application/json; charset=utf-8')
+      .send(errorBody(request, 404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`))
+  })
+}, { name: 'errors', dependencies: ['env'] })

@@ -1,0 +1,74 @@
+import fp from 'fastify-plugin'
+
+export type CheckStatus = 'ok' | 'error'
+export interface ReadinessCheck {
+  name: string
+  /** Without this dependency the service cannot work: a failure makes readiness 503. */
+  critical: boolean
+  run: () => Promise<void>
+}
+
+export interface Lifecycle {
+  /** True from the moment a shutdown begins: readiness answers 503 from then on. */
+  readonly closing: boolean
+  beginShutdown: () => void
+  addReadinessCheck: (check: ReadinessCheck) => void
+  readiness: () => Promise<{ ready: boolean, checks: Record<string, CheckStatus> }>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    lifecycle: Lifecycle
+  }
+}
+
+// Readiness waits at most this long for any dependency (SPEC §4: 1 s).
+const CHECK_TIMEOUT_MS = 1000
+
+function withTimeout (promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error('readiness check timed out')), ms)
+  })
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * Shutdown state and readiness checks. Other plugins register their dependency's
+ * check here (PostgreSQL critical, Redis not), so /health/ready needs no knowledge
+ * of them.
+ */
+export default fp(async function lifecyclePlugin (fastify) {
+  let closing = false
+  const checks: ReadinessCheck[] = []
+
+  const lifecycle: Lifecycle = {
+    get closing () { return closing },
+    beginShutdown () { closing = true },
+    addReadinessCheck (check) { checks.push(check) },
+    async readiness () {
+      const results = await Promise.all(checks.map(async (check) => {
+        try {
+          await withTimeout(check.run(), CHECK_TIMEOUT_MS)
+          return [check, 'ok'] as const
+        } catch (err) {
+          fastify.log.warn({ err, check: check.name }, 'readiness check failed')
+          return [check, 'error'] as const
+        }
+      }))
+      const ready = results.every(([check, status]) => status === 'ok' || !check.critical)
+      return { ready, checks: Object.fromEntries(results.map(([check, status]) => [check.name, status])) }
+    }
+  }
+  fastify.decorate('lifecycle', lifecycle)
+
+  // `fastify start` (fastify-cli) closes the app directly: readiness turns 503 then too.
+  fastify.addHook('preClose', async function markClosing () { closing = true })
+
+  // A response sent while closing tells its keep-alive connection to go away, so
+  // close() never waits out a keep-alive timeout (research: 72 s past the grace period).
+  fastify.addHook('onSend', function closeConnectionWhenClosing (_request, reply, payload, done) {
+    if (closing) reply.header('connection', 'close')
+    done(null, payload)
+  })
+}, { name: 'lifecycle' })
