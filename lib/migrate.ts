@@ -3,7 +3,6 @@ import { join } from 'node:path'
 import pg from 'pg'
 import Postgrator from 'postgrator'
 
-
 // Any constant works; it only has to be the same for every replica of this service.
 const MIGRATION_LOCK_ID = 727_274_001
 

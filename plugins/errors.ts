@@ -73,7 +73,7 @@ export default fp(async function errorsPlugin (fastify) {
     if (mapped.statusCode === 401 && mapped.headers['www-authenticate'] === undefined) {
       mapped.headers['www-authenticate'] = 'Bearer realm="api"'
     }
-    void reply.code(mapped.statusCode).headers(mapped.headers)
+    reply.code(mapped.statusCode).headers(mapped.headers)
       .type('application/json; charset=utf-8')
       .send(errorBody(request, mapped.statusCode, mapped.code, mapped.message))
   })
@@ -89,7 +89,7 @@ export default fp(async function errorsPlugin (fastify) {
       }
     }
   }, function notFound (request, reply) {
-    void reply.code(404).type('application/json; charset=utf-8')
+    reply.code(404).type('application/json; charset=utf-8')
       .send(errorBody(request, 404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`))
   })
 }, { name: 'errors', dependencies: ['env'] })

@@ -3,12 +3,10 @@ import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import pg from 'pg'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import app from '../app.js'
 import { loadConfig, type Config } from '../lib/config.js'
 import { buildServerOptions } from '../server-options.js'
-
-type Test = typeof t
 
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? ''
 if (!ADMIN_URL) throw new Error('TEST_DATABASE_URL is not set: run the tests with `npm test`')
