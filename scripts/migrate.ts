@@ -1,0 +1,20 @@
+import { loadConfigOrExit } from '../lib/config.js'
+import { cliDatabase } from '../lib/cli-database.js'
+import { migrateUrl } from '../lib/migrate.js'
+
+// `npm run migrate`: applies pending migrations with the service's own
+// configuration (a Kubernetes Job runs this before a rollout). Safe to run while
+// replicas start: migrations take a PostgreSQL advisory lock.
+const { config } = loadConfigOrExit()
+const db = await cliDatabase(config)
+try {
+  const applied = await migrateUrl(db.connectionString, db.ssl, {
+    info: (obj: object, msg?: string) => { process.stdout.write(JSON.stringify({ ...obj, msg }) + '\n') }
+  })
+  process.stdout.write(JSON.stringify({ msg: 'migrations up to date', applied }) + '\n')
+} catch (err) {
+  process.stderr.write(`migration failed: ${(err as Error).message}\n`)
+  process.exitCode = 1
+} finally {
+  await db.close()
+}
