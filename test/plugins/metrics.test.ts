@@ -130,7 +130,7 @@ t.test('with METRICS_PORT, serves /metrics only on that port', async (t) => {
 
   const onMain = await fetch(`http://127.0.0.1:${main}/metrics`)
   t.equal(onMain.status, 404, 'the main port does not expose metrics')
-  t.equal((await onMain.json()).code, 'NOT_FOUND')
+  t.equal(((await onMain.json()) as { code: string }).code, 'NOT_FOUND')
   await fetch(`http://127.0.0.1:${main}/health/live`).then((r) => r.arrayBuffer())
 
   const scrape = await fetch(`http://127.0.0.1:${port}/metrics`)
@@ -160,6 +160,6 @@ t.test('refuses to start when METRICS_PORT is taken', async (t) => {
   const config = await testConfig({ METRICS_PORT: String(port) })
   const app = Fastify(buildServerOptions(config))
   await app.register(fp(root), { config })
-  await t.rejects(app.ready(), { code: 'EADDRINUSE' })
+  await t.rejects(async () => { await app.ready() }, { code: 'EADDRINUSE' })
   await app.close()
 })
