@@ -3,6 +3,7 @@ import { isIP } from 'node:net'
 import { parseEnv } from 'node:util'
 import envSchema from 'env-schema'
 import { ConfigSchema, CONFIG_VARIABLES, type Config } from '../schemas/config.js'
+import { effectiveSslMode, SSLMODES } from './database-url.js'
 
 export type { Config }
 export type Environment = Config['ENVIRONMENT']
@@ -114,15 +115,18 @@ export function loadConfig (source: Source = process.env, options: LoadOptions =
     merged = { ...readDotenv(options.dotenvDir, problems), ...source }
   }
 
-  const given = resolveFiles(merged, problems)
-  resolveDatabaseUrl(given, problems)
+  // Variables already reported (both X and X_FILE, an unreadable file, a bad URL):
+  // "missing" would only repeat the problem in misleading words.
+  const reported = new Set<string>()
+  const given = resolveFiles(merged, problems, reported)
+  resolveDatabaseUrl(given, problems, reported)
 
   const production = environment === 'production' && !problems.some((p) => p.startsWith('ENVIRONMENT'))
   if (production) {
     for (const name of REQUIRED_IN_PRODUCTION) {
-      if (given[name] === undefined) problems.push(`${name} is required in production and is missing or empty`)
+      if (given[name] === undefined && !reported.has(name)) problems.push(`${name} is required in production and is missing or empty`)
     }
-    if (given.DATABASE_URL === undefined) {
+    if (given.DATABASE_URL === undefined && !reported.has('DATABASE_URL')) {
       problems.push('DATABASE_URL (or SQLALCHEMY_DATABASE_URI) is required in production and is missing or empty')
     }
   }
@@ -137,20 +141,38 @@ export function loadConfig (source: Source = process.env, options: LoadOptions =
   }
 
   let config: Config | undefined
+  // Checked against the rest of the rules even when some variables are invalid, so
+  // that one attempt reports every problem (SPEC §1); an invalid variable is
+  // replaced by its default for that purpose only.
+  let checked: Config | undefined
   try {
     config = envSchema<Config>({ schema: structuredClone(ConfigSchema), data, env: false, dotenv: false })
+    checked = config
   } catch (err) {
-    problems.push(...schemaProblems(err))
+    const { messages, variables } = schemaProblems(err)
+    problems.push(...messages)
+    const fallback: Record<string, unknown> = { ...data }
+    for (const name of variables) {
+      const value = DEFAULTS[environment][name]
+      if (value === undefined) delete fallback[name]
+      else fallback[name] = name === 'JWT_TOKEN_LOCATION' || name === 'CORS_ORIGINS' ? splitList(value) : value
+    }
+    try {
+      checked = envSchema<Config>({ schema: structuredClone(ConfigSchema), data: fallback, env: false, dotenv: false })
+    } catch {
+      checked = undefined
+    }
   }
 
-  if (config) {
-    problems.push(...ruleProblems(config))
-    if (production) problems.push(...productionProblems(config, given))
-    else if (DEV_SECRETS.has(config.SECRET_KEY) || DEV_SECRETS.has(config.JWT_SECRET_KEY)) {
+  if (checked) {
+    problems.push(...ruleProblems(checked))
+    if (production) problems.push(...productionProblems(checked, given))
+    else if (DEV_SECRETS.has(checked.SECRET_KEY) || DEV_SECRETS.has(checked.JWT_SECRET_KEY)) {
       warnings.push(`insecure development defaults are in use (ENVIRONMENT=${environment}); never expose this instance`)
     }
-    if (production && config.DATABASE_SSL === 'disable') {
-      warnings.push('DATABASE_SSL=disable in production: database traffic is not encrypted')
+    if (production && checked.DATABASE_URL !== undefined && effectiveSslMode(checked.DATABASE_URL, checked.DATABASE_SSL) === 'disable') {
+      // The URL's sslmode wins over DATABASE_SSL (lib/database-url.ts), so both are looked at.
+      warnings.push('database SSL is disabled in production (DATABASE_SSL or sslmode in DATABASE_URL): database traffic is not encrypted')
     }
   }
 
@@ -174,7 +196,7 @@ function readDotenv (dir: string, problems: string[]): Source {
 }
 
 /** Applies `X_FILE` (Docker and Kubernetes secrets) and drops empty values that mean "unset". */
-function resolveFiles (source: Source, problems: string[]): Source {
+function resolveFiles (source: Source, problems: string[], reported: Set<string>): Source {
   const out: Source = {}
   for (const name of CONFIG_VARIABLES) {
     let value = source[name]
@@ -182,12 +204,14 @@ function resolveFiles (source: Source, problems: string[]): Source {
     if (file !== undefined && file !== '') {
       if (value !== undefined && value !== '') {
         problems.push(`${name} and ${name}_FILE are both set; set only one`)
+        reported.add(name === 'SQLALCHEMY_DATABASE_URI' ? 'DATABASE_URL' : name)
         continue
       }
       try {
         value = readFileSync(file, 'utf8').replace(/\r?\n$/, '')
       } catch {
         problems.push(`${name}_FILE names a file that cannot be read`)
+        reported.add(name === 'SQLALCHEMY_DATABASE_URI' ? 'DATABASE_URL' : name)
         continue
       }
     }
@@ -199,7 +223,7 @@ function resolveFiles (source: Source, problems: string[]): Source {
 }
 
 /** Accepts SQLAlchemy-style URLs from the Flask service and normalises them to `postgresql://`. */
-function resolveDatabaseUrl (given: Source, problems: string[]): void {
+function resolveDatabaseUrl (given: Source, problems: string[], reported: Set<string>): void {
   const urls: string[] = []
   for (const name of ['SQLALCHEMY_DATABASE_URI', 'DATABASE_URL'] as const) {
     const raw = given[name]
@@ -207,6 +231,7 @@ function resolveDatabaseUrl (given: Source, problems: string[]): void {
     const normalised = normaliseDatabaseUrl(raw)
     if (normalised === undefined) {
       problems.push(`${name} must be a PostgreSQL URL (postgresql://user:password@host:port/database)`)
+      reported.add('DATABASE_URL')
     } else {
       urls.push(normalised)
     }
@@ -217,6 +242,11 @@ function resolveDatabaseUrl (given: Source, problems: string[]): void {
   }
   if (urls.length > 0) given.DATABASE_URL = urls[0]
   else delete given.DATABASE_URL
+  const sslmode = urls[0] === undefined ? null : new URL(urls[0]).searchParams.get('sslmode')
+  if (sslmode !== null && !Object.hasOwn(SSLMODES, sslmode)) {
+    // An unknown sslmode would otherwise be ignored silently, and SSL with it.
+    problems.push(`DATABASE_URL has an sslmode outside its allowed set (${Object.keys(SSLMODES).join(', ')})`)
+  }
 }
 
 export function normaliseDatabaseUrl (raw: string): string | undefined {
@@ -263,16 +293,27 @@ function isAddressOrCidr (entry: string): boolean {
   return Number(bits) <= (family === 4 ? 32 : 128)
 }
 
-function schemaProblems (err: unknown): string[] {
-  const errors = (err as { errors?: Array<{ instancePath: string, message?: string, params?: Record<string, unknown> }> }).errors
-  if (!errors) return ['configuration is invalid']
-  const byVariable = new Map<string, string>()
+/** One message per variable; for a set of allowed values the set is named (never the value given). */
+function schemaProblems (err: unknown): { messages: string[], variables: string[] } {
+  const errors = (err as { errors?: Array<{ instancePath: string, keyword?: string, message?: string, params?: Record<string, unknown> }> }).errors
+  if (!errors) return { messages: ['configuration is invalid'], variables: [] }
+  const byVariable = new Map<string, { message: string, allowed: string[] }>()
   for (const e of errors) {
     const name = e.instancePath.split('/')[1] ?? String(e.params?.missingProperty ?? e.params?.additionalProperty ?? 'configuration')
-    if (byVariable.has(name)) continue
-    byVariable.set(name, `${name} has a value of the wrong type or outside its allowed set (${e.message ?? 'invalid'})`)
+    let entry = byVariable.get(name)
+    if (!entry) {
+      entry = { message: e.message ?? 'invalid', allowed: [] }
+      byVariable.set(name, entry)
+    }
+    if (e.keyword === 'const' && e.params?.allowedValue !== undefined) {
+      const allowed = String(e.params.allowedValue)
+      if (!entry.allowed.includes(allowed)) entry.allowed.push(allowed)
+    }
   }
-  return [...byVariable.values()]
+  const messages = [...byVariable].map(([name, { message, allowed }]) => allowed.length > 0
+    ? `${name} has a value outside its allowed set (${allowed.join(', ')})`
+    : `${name} has a value of the wrong type or outside its allowed set (${message})`)
+  return { messages, variables: [...byVariable.keys()] }
 }
 
 function isOrigin (value: string): boolean {

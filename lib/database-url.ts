@@ -3,7 +3,8 @@ import type { ConnectionOptions } from 'node:tls'
 import type { Config } from './config.js'
 
 type SslMode = Config['DATABASE_SSL']
-const SSLMODES: Record<string, SslMode> = {
+/** libpq's sslmode values and the DATABASE_SSL mode each one means here. */
+export const SSLMODES: Record<string, SslMode> = {
   disable: 'disable',
   allow: 'disable',
   prefer: 'require',
@@ -25,9 +26,7 @@ export interface DatabaseConnection {
  */
 export function databaseConnection (url: string, config: Pick<Config, 'DATABASE_SSL' | 'DATABASE_CA_FILE'>): DatabaseConnection {
   const parsed = new URL(url)
-  let mode = config.DATABASE_SSL
-  const fromUrl = parsed.searchParams.get('sslmode')
-  if (fromUrl !== null && SSLMODES[fromUrl] !== undefined) mode = SSLMODES[fromUrl]
+  const mode = effectiveSslMode(url, config.DATABASE_SSL)
   for (const key of ['sslmode', 'ssl', 'sslrootcert', 'sslcert', 'sslkey', 'uselibpqcompat']) parsed.searchParams.delete(key)
 
   let ssl: DatabaseConnection['ssl'] = false
@@ -39,4 +38,15 @@ export function databaseConnection (url: string, config: Pick<Config, 'DATABASE_
     if (config.DATABASE_CA_FILE !== undefined) ssl.ca = readFileSync(config.DATABASE_CA_FILE, 'utf8')
   }
   return { connectionString: parsed.toString(), ssl, sslMode: mode }
+}
+
+/** The SSL mode a connection to `url` uses: the URL's `sslmode` when it has one, else DATABASE_SSL. */
+export function effectiveSslMode (url: string, configured: SslMode): SslMode {
+  let fromUrl: string | null = null
+  try {
+    fromUrl = new URL(url).searchParams.get('sslmode')
+  } catch {
+    return configured
+  }
+  return fromUrl !== null && SSLMODES[fromUrl] !== undefined ? SSLMODES[fromUrl] : configured
 }

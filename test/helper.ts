@@ -50,6 +50,8 @@ export interface BuildOptions {
   env?: Record<string, string>
   /** Receives every log line (as parsed JSON); sets LOG_LEVEL to info unless env says otherwise. */
   logs?: object[]
+  /** Registers test-only routes after the app's plugins and routes, before ready. */
+  routes?: (app: FastifyInstance) => void | Promise<void>
 }
 
 /** A ready app built exactly as server.ts builds it, closed when the test ends. */
@@ -69,7 +71,26 @@ export async function build (test: Test, options: BuildOptions = {}): Promise<Fa
   }
   const server = Fastify(serverOptions)
   await server.register(fp(app), { config })
+  if (options.routes) {
+    const routes = options.routes
+    await server.register(async function testRoutes (instance) { await routes(instance) })
+  }
   await server.ready()
   test.teardown(() => server.close())
   return server
+}
+
+/** A valid production configuration for `env`: strong distinct secrets, a password in the database URL. */
+export async function productionEnv (env: Record<string, string> = {}): Promise<Record<string, string>> {
+  const url = new URL(env.DATABASE_URL ?? await testDatabaseUrl())
+  // The test server uses trust authentication (any password works) or a non-default one.
+  if (url.password === '') url.password = 'a-test-password-that-is-not-weak'
+  return {
+    ENVIRONMENT: 'production',
+    SECRET_KEY: randomBytes(32).toString('base64url'),
+    JWT_SECRET_KEY: randomBytes(32).toString('base64url'),
+    DATABASE_SSL: 'disable',
+    ...env,
+    DATABASE_URL: url.toString()
+  }
 }
