@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import { LogController, type FastifyReply, type FastifyServerOptions, type FastifyRequest } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import type { Config } from './lib/config.js'
+import { trustProxyOption } from './lib/trust-proxy.js'
 
 // The one source of Fastify's server options, used by server.ts, by
 // `fastify start --options dist/app.js` and by the test helper, so that tests
@@ -86,7 +87,7 @@ export function buildServerOptions (config: Config): FastifyServerOptions {
     requestIdHeader: false,
     genReqId: requestIdGenerator(config.REQUEST_ID_HEADER),
     // A hop count or an address/CIDR list: never `true`, which would let any client pick its own address.
-    trustProxy: config.TRUST_PROXY as FastifyServerOptions['trustProxy'],
+    trustProxy: trustProxyOption(config.TRUST_PROXY),
     bodyLimit: config.BODY_LIMIT,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',

@@ -3,6 +3,7 @@ import { isIP } from 'node:net'
 import { parseEnv } from 'node:util'
 import envSchema from 'env-schema'
 import { ConfigSchema, CONFIG_VARIABLES, type Config } from '../schemas/config.js'
+import { durationMs } from './duration.js'
 import { effectiveSslMode, SSLMODES } from './database-url.js'
 
 export type { Config }
@@ -34,6 +35,7 @@ const COMMON_DEFAULTS: Source = {
   RATE_LIMIT_MAX: '100',
   RATE_LIMIT_WINDOW: '1 minute',
   RATE_LIMIT_AUTH_MAX: '10',
+  REDIS_KEY_PREFIX: 'secure-fastify-service:',
   TRUST_PROXY: 'false',
   HOST: '127.0.0.1',
   PORT: '3000',
@@ -335,6 +337,10 @@ function ruleProblems (config: Config): string[] {
   }
   if (config.CORS_ORIGINS.some((o) => o !== '*' && !isOrigin(o))) {
     problems.push('CORS_ORIGINS must be a comma list of exact origins (scheme://host[:port], no path or trailing slash)')
+  }
+  if (durationMs(config.RATE_LIMIT_WINDOW) < 1) {
+    // A zero window expires every counter at once: no limit at all.
+    problems.push('RATE_LIMIT_WINDOW must be at least 1 millisecond')
   }
   if (config.JWT_COOKIE_SAMESITE === 'None' && !config.JWT_COOKIE_SECURE) {
     problems.push('JWT_COOKIE_SAMESITE=None requires JWT_COOKIE_SECURE=true')

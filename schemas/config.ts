@@ -37,7 +37,10 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_WINDOW: Duration,
   RATE_LIMIT_AUTH_MAX: Type.Integer({ minimum: 1 }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
-  TRUST_PROXY: Type.Union([Type.Boolean(), Type.Integer({ minimum: 0 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })]),
+  REDIS_KEY_PREFIX: Type.String({ minLength: 1, maxLength: 100 }),
+  // `false` first and as a literal: with Type.Boolean() first, ajv's coercion turned
+  // the hop count 1 into `true` (trust every X-Forwarded-For).
+  TRUST_PROXY: Type.Union([Type.Literal(false), Type.Integer({ minimum: 0 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })]),
   HOST: Type.String({ minLength: 1 }),
   PORT: Type.Integer({ minimum: 0, maximum: 65535 }),
   LOG_LEVEL: LogLevel,

@@ -1,0 +1,61 @@
+import fp from 'fastify-plugin'
+import cors from '@fastify/cors'
+import { ApiError } from '../lib/errors.js'
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE']
+// Browsers cache a preflight this long (seconds), saving one round trip per request.
+const PREFLIGHT_MAX_AGE = 600
+
+/** Header names once each, whatever their case (the JWT header may be Authorization already). */
+function uniqueHeaders (names: string[]): string[] {
+  const seen = new Map<string, string>()
+  for (const name of names) if (!seen.has(name.toLowerCase())) seen.set(name.toLowerCase(), name)
+  return [...seen.values()]
+}
+
+/**
+ * CORS (SPEC §2) with an exact-origin allow-list. The allow decision is a function
+ * rather than the library's array, because for an array the library still sends
+ * Access-Control-Allow-Credentials, -Methods and -Headers to unlisted origins; with
+ * `false` from the function an unlisted origin gets no Access-Control-* header at
+ * all. Origins are compared as whole strings: no regular expression, no suffix, no
+ * reflection of anything that is not on the list (research: look-alike origins).
+ *
+ * Runs after request-id and security-headers, because a preflight is answered
+ * inside this onRequest hook and hooks after it never run for it.
+ */
+export default fp(async function corsPlugin (fastify) {
+  const config = fastify.config
+  const allowed = new Set(config.CORS_ORIGINS)
+  // `*` is only accepted without cookie tokens (lib/config.ts); never with credentials.
+  const anyOrigin = allowed.has('*')
+  const isAllowed = (origin: string | undefined): origin is string =>
+    origin !== undefined && (anyOrigin || allowed.has(origin))
+
+  // The library answers a preflight without Access-Control-Request-Method with a
+  // text/plain 400; this one has the error shape of every other 400.
+  fastify.addHook('onRequest', async function refuseMalformedPreflight (request) {
+    if (request.method === 'OPTIONS' && isAllowed(request.headers.origin) &&
+      request.headers['access-control-request-method'] === undefined) {
+      throw new ApiError('BAD_REQUEST', 'A CORS preflight request needs an Access-Control-Request-Method header')
+    }
+  })
+
+  await fastify.register(cors, {
+    hook: 'onRequest',
+    origin (origin, callback) {
+      if (!isAllowed(origin)) callback(null, false)
+      else callback(null, anyOrigin ? '*' : origin)
+    },
+    credentials: !anyOrigin,
+    methods: METHODS,
+    allowedHeaders: uniqueHeaders([config.JWT_HEADER_NAME, 'Content-Type', 'X-CSRF-TOKEN', config.REQUEST_ID_HEADER]),
+    exposedHeaders: uniqueHeaders([
+      config.REQUEST_ID_HEADER, 'ETag', 'Location',
+      'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after'
+    ]),
+    maxAge: PREFLIGHT_MAX_AGE,
+    strictPreflight: true,
+    preflightContinue: false
+  })
+}, { name: 'cors', dependencies: ['env', 'errors', 'request-id', 'security-headers', 'rate-limit'] })

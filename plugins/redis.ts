@@ -1,0 +1,61 @@
+import fp from 'fastify-plugin'
+import type { Redis } from 'ioredis'
+import { closeRedis, connectWithin, createRedisClient, REDIS_TIMEOUTS } from '../lib/redis.js'
+import { throttle } from '../lib/throttle.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The shared Redis client when REDIS_URL is set, null otherwise. */
+    redis: Redis | null
+  }
+}
+
+// An outage makes the client fail on every reconnection attempt: one line per interval.
+const ERROR_LOG_INTERVAL_MS = 5000
+
+/**
+ * The Redis client behind the rate limits shared by every replica. Redis is not
+ * needed to serve: start-up waits at most a second for it, readiness reports it
+ * without failing (SPEC §4), and the client reconnects by itself after an outage.
+ */
+export default fp(async function redisPlugin (fastify) {
+  const url = fastify.config.REDIS_URL
+  if (url === undefined) {
+    fastify.decorate('redis', null)
+    return
+  }
+
+  const redis = createRedisClient(url)
+  const log = fastify.log.child({ dependency: 'redis' })
+  const logError = throttle(ERROR_LOG_INTERVAL_MS)
+  let down = false
+
+  // Without a listener ioredis prints every failed attempt to the console.
+  redis.on('error', (err: Error & { code?: string }) => {
+    down = true
+    logError((suppressed) => {
+      // The URL may hold a password: only the error's own fields are logged.
+      log.error({ code: err.code, reason: err.message, suppressed }, 'Redis is unavailable: rate limits are not enforced until it returns')
+    })
+  })
+  redis.on('ready', () => {
+    if (down) log.info('Redis connection restored: rate limits are enforced again')
+    down = false
+  })
+
+  // Never blocks start-up for long: a failure is logged by the listener above and
+  // the client keeps reconnecting in the background.
+  await connectWithin(redis, REDIS_TIMEOUTS.startup)
+
+  fastify.decorate('redis', redis)
+  fastify.addHook('onClose', async function closeRedisClient () {
+    await closeRedis(redis)
+  })
+
+  fastify.lifecycle.addReadinessCheck({
+    name: 'redis',
+    // Rate limits fail open, so the service still works without Redis.
+    critical: false,
+    run: async () => { await redis.ping() }
+  })
+}, { name: 'redis', dependencies: ['env', 'lifecycle'] })
