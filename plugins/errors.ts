@@ -28,6 +28,25 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 
 interface Mapped { statusCode: number, code: ErrorCode, message: string, headers: Record<string, string> }
 
+/**
+ * @fastify/jwt and fast-jwt errors, should any reach us (plugins/jwt.ts maps its own):
+ * left alone, a forged token gives a 400 or a 500 with fast-jwt's message (research:
+ * security-catalogue §1). Every one of them is a 401 with a code of ours.
+ */
+function mapJwtError (errorCode: string | undefined): Mapped | undefined {
+  if (errorCode === undefined || !/^(FAST|FST)_JWT_/.test(errorCode)) return undefined
+  if (errorCode === 'FST_JWT_NO_AUTHORIZATION_IN_HEADER' || errorCode === 'FST_JWT_NO_AUTHORIZATION_IN_COOKIE') {
+    return { statusCode: 401, code: 'AUTH_MISSING_TOKEN', message: 'Missing token', headers: { 'www-authenticate': 'Bearer realm="api"' } }
+  }
+  const expired = errorCode === 'FAST_JWT_EXPIRED' || errorCode === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'
+  return {
+    statusCode: 401,
+    code: expired ? 'AUTH_TOKEN_EXPIRED' : 'AUTH_INVALID_TOKEN',
+    message: expired ? 'The token has expired' : 'The token is invalid',
+    headers: { 'www-authenticate': 'Bearer realm="api", error="invalid_token"' }
+  }
+}
+
 function mapError (error: FastifyError, development: boolean): Mapped {
   if (error instanceof ApiError) {
     return { statusCode: error.statusCode, code: error.code, message: error.message, headers: error.headers }
@@ -38,6 +57,8 @@ function mapError (error: FastifyError, development: boolean): Mapped {
   if (isDatabaseUnavailable(error)) {
     return { statusCode: 503, code: 'SERVICE_UNAVAILABLE', message: 'The database is unavailable; retry later', headers: { 'retry-after': '1' } }
   }
+  const jwt = mapJwtError(error.code)
+  if (jwt) return jwt
   const known = error.code !== undefined ? FASTIFY_CODES[error.code] : undefined
   const status = error.statusCode ?? 500
   if (known) return { statusCode: status, code: known, message: error.message, headers: {} }

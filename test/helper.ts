@@ -1,12 +1,16 @@
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { Writable } from 'node:stream'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type InjectOptions, type LightMyRequestResponse } from 'fastify'
 import fp from 'fastify-plugin'
 import pg from 'pg'
 import t, { type Test } from 'tap'
 import app from '../app.js'
 import { loadConfig, type Config } from '../lib/config.js'
 import { buildServerOptions } from '../server-options.js'
+import { hashPassword } from '../lib/passwords.js'
+import { createUser, findUserByEmail } from '../lib/repositories/users.js'
+import { createSession } from '../lib/repositories/sessions.js'
+import { createClient, findClient } from '../lib/repositories/clients.js'
 
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? ''
 if (!ADMIN_URL) throw new Error('TEST_DATABASE_URL is not set: run the tests with `npm test`')
@@ -93,4 +97,72 @@ export async function productionEnv (env: Record<string, string> = {}): Promise<
     ...env,
     DATABASE_URL: url.toString()
   }
+}
+
+// --- Accounts, tokens and service clients (domain helpers) ---
+// They work through the repositories and the token service, not over HTTP, so that
+// tests never spend the small rate limit of /auth/login, /auth/register and /auth/token.
+
+export const TEST_PASSWORD = 'correct horse battery staple'
+
+export interface TestUser { id: string, email: string, password: string }
+
+/** Creates an account (or finds it, when the email is taken) with `password`. */
+export async function registerUser (app: FastifyInstance, options: { email?: string, password?: string } = {}): Promise<TestUser> {
+  const email = (options.email ?? `user-${randomBytes(6).toString('hex')}@example.test`).trim().toLowerCase()
+  const password = options.password ?? TEST_PASSWORD
+  const created = await createUser(app.pg, email, await hashPassword(password))
+  const user = created ?? await findUserByEmail(app.pg, email)
+  if (!user) throw new Error(`cannot register ${email}`)
+  return { id: user.id, email: user.email, password }
+}
+
+export interface LoggedIn { accessToken: string, refreshToken: string, userId: string, email: string, sessionId: string }
+
+/** A new login session for the user (registered first when needed), as POST /auth/login makes one. */
+export async function loginAs (app: FastifyInstance, options: { email?: string, password?: string } = {}): Promise<LoggedIn> {
+  const user = await registerUser(app, options)
+  const refreshJti = randomUUID()
+  const session = await createSession(app.pg, user.id, refreshJti, app.config.JWT_REFRESH_TOKEN_EXPIRES)
+  const issued = app.tokens.issueForSession({ userId: user.id, sessionId: session.id, refreshJti, expiresAt: session.expires_at })
+  return { accessToken: issued.accessToken, refreshToken: issued.refreshToken, userId: user.id, email: user.email, sessionId: session.id }
+}
+
+/** The headers that present `token` as the app's configuration expects (header, or cookie plus CSRF header). */
+export function authHeaders (app: FastifyInstance, token: string): Record<string, string> {
+  const config = app.config
+  if (config.JWT_TOKEN_LOCATION.includes('headers')) {
+    return { [config.JWT_HEADER_NAME.toLowerCase()]: config.JWT_HEADER_TYPE === '' ? token : `${config.JWT_HEADER_TYPE} ${token}` }
+  }
+  const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as { csrf?: string }
+  return { cookie: `access_token_cookie=${token}`, ...(claims.csrf !== undefined ? { 'x-csrf-token': claims.csrf } : {}) }
+}
+
+/** app.inject with the access token presented as the configuration expects. */
+export function injectAs (app: FastifyInstance, token: string, options: InjectOptions): Promise<LightMyRequestResponse> {
+  return app.inject({ ...options, headers: { ...authHeaders(app, token), ...(options.headers as Record<string, string> | undefined) } })
+}
+
+export interface TestClient { clientId: string, clientSecret: string, name: string, scopes: string[] }
+
+/** A service client, as `npm run clients -- create` makes one. */
+export async function createServiceClient (app: FastifyInstance, options: { name?: string, scopes: string[] }): Promise<TestClient> {
+  const client = await createClient(app.pg, options.name ?? `client-${randomBytes(4).toString('hex')}`, options.scopes)
+  return { clientId: client.id, clientSecret: client.secret, name: client.name, scopes: client.scopes }
+}
+
+/**
+ * An access token of a service client, as POST /auth/token grants it: for the client
+ * `clientId`, or for a new client holding `scopes`; `scope` narrows the grant.
+ */
+export async function clientToken (app: FastifyInstance, options: { clientId?: string, name?: string, scopes?: string[], scope?: string[] } = {}): Promise<string> {
+  let client: { id: string, name: string, scopes: string[] } | undefined
+  if (options.clientId !== undefined) {
+    client = await findClient(app.pg, options.clientId)
+    if (!client) throw new Error(`no client ${options.clientId}`)
+  } else {
+    const created = await createServiceClient(app, { name: options.name, scopes: options.scopes ?? ['notes:read'] })
+    client = { id: created.clientId, name: created.name, scopes: created.scopes }
+  }
+  return app.tokens.issueForClient(client, options.scope ?? client.scopes).accessToken
 }

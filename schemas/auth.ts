@@ -1,0 +1,81 @@
+import { Type, type Static } from 'typebox'
+
+// Surrounding whitespace is allowed (it is trimmed: SPEC §4 normalises emails); inside,
+// one @ and no whitespace. The pattern has no overlapping repetitions (no ReDoS).
+export const EmailSchema = Type.String({
+  minLength: 3,
+  maxLength: 320,
+  pattern: '^\\s*[^\\s@]+@[^\\s@.][^\\s@]*\\s*$',
+  description: 'Trimmed and lower-cased before use'
+})
+
+// Unicode code points (ajv counts them so), never truncated: ASVS 6.2.1, 6.2.8, 6.2.9.
+export const PasswordSchema = Type.String({ minLength: 12, maxLength: 128, description: '12 to 128 characters' })
+
+export const CredentialsSchema = Type.Object({
+  email: EmailSchema,
+  password: PasswordSchema
+}, { additionalProperties: false })
+export type Credentials = Static<typeof CredentialsSchema>
+
+export const RegisteredSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  email: Type.String(),
+  created_at: Type.String({ format: 'date-time' })
+})
+
+/**
+ * Login and refresh. The tokens are absent when cookies are the only token location:
+ * the browser then holds them in HttpOnly cookies, out of reach of scripts.
+ */
+export const TokenPairSchema = Type.Object({
+  access_token: Type.Optional(Type.String()),
+  refresh_token: Type.Optional(Type.String()),
+  token_type: Type.Literal('Bearer'),
+  expires_in: Type.Integer({ description: 'Seconds the access token is valid for' })
+})
+export type TokenPair = Static<typeof TokenPairSchema>
+
+export const UserMeSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  email: Type.String(),
+  scopes: Type.Array(Type.String()),
+  created_at: Type.String({ format: 'date-time' })
+}, { additionalProperties: false })
+
+export const ClientMeSchema = Type.Object({
+  client_id: Type.String({ format: 'uuid' }),
+  name: Type.String(),
+  scopes: Type.Array(Type.String())
+}, { additionalProperties: false })
+
+export const MeSchema = Type.Union([UserMeSchema, ClientMeSchema])
+
+/** RFC 6749 §4.4.2 access token request (form-encoded or JSON); validated by hand to answer §5.2 errors. */
+export const TokenRequestSchema = Type.Object({
+  grant_type: Type.Optional(Type.String({ maxLength: 100 })),
+  scope: Type.Optional(Type.String({ maxLength: 2000 })),
+  client_id: Type.Optional(Type.String({ maxLength: 200 })),
+  client_secret: Type.Optional(Type.String({ maxLength: 200 }))
+}, { additionalProperties: false })
+export type TokenRequest = Static<typeof TokenRequestSchema>
+
+export const TokenResponseSchema = Type.Object({
+  access_token: Type.String(),
+  token_type: Type.Literal('Bearer'),
+  expires_in: Type.Integer(),
+  scope: Type.String()
+})
+
+export const OAuthErrorSchema = Type.Object({
+  error: Type.Union([
+    Type.Literal('invalid_request'),
+    Type.Literal('invalid_client'),
+    Type.Literal('invalid_grant'),
+    Type.Literal('unauthorized_client'),
+    Type.Literal('unsupported_grant_type'),
+    Type.Literal('invalid_scope')
+  ]),
+  error_description: Type.Optional(Type.String())
+}, { description: 'RFC 6749 §5.2 error response' })
+export type OAuthError = Static<typeof OAuthErrorSchema>
