@@ -54,18 +54,24 @@ export async function connectWithin (redis: Redis, ms: number): Promise<boolean>
   }
 }
 
-/** Closes politely when connected (pending commands are answered), at once otherwise. */
+/**
+ * Closes politely when connected (pending commands are answered), at once
+ * otherwise, and resolves once the connection is gone (at most `ms` later).
+ */
 export async function closeRedis (redis: Redis, ms = 1000): Promise<void> {
-  if (redis.status !== 'ready') {
-    redis.disconnect()
-    return
-  }
+  if (redis.status === 'end') return
   let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<void>((resolve) => { timer = setTimeout(resolve, ms) })
-  try {
-    await Promise.race([redis.quit().then(() => {}, () => {}), timeout])
-  } finally {
-    clearTimeout(timer)
+  const ended = new Promise<void>((resolve) => {
+    redis.once('end', resolve)
+    timer = setTimeout(resolve, ms)
+  })
+  if (redis.status === 'ready') {
+    // quit() waits for the replies already asked for; disconnect() if that stalls.
+    redis.quit().catch(() => redis.disconnect())
+  } else {
     redis.disconnect()
   }
+  await ended
+  clearTimeout(timer)
+  if (redis.status !== 'end') redis.disconnect()
 }
