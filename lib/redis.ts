@@ -73,5 +73,6 @@ export async function closeRedis (redis: Redis, ms = 1000): Promise<void> {
   }
   await ended
   clearTimeout(timer)
-  if (redis.status !== 'end') redis.disconnect()
+  // Read again: the status has moved on since the checks above (TypeScript narrowed it).
+  if ((redis.status as string) !== 'end') redis.disconnect()
 }
