@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import { LogController, type FastifyReply, type FastifyServerOptions, type FastifyRequest } from 'fastify'
+import type { Socket } from 'node:net'
+import { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions, type FastifyRequest } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import type { Config } from './lib/config.js'
+import { codeForStatus, reasonPhrase, type ErrorCode } from './lib/errors.js'
 import { trustProxyOption } from './lib/trust-proxy.js'
 
 // The one source of Fastify's server options, used by server.ts, by
@@ -71,6 +73,70 @@ class RequestLogController extends LogController {
   }
 }
 
+// Responses written outside the plugin pipeline get the headers no hook can add there.
+const BARE_HEADERS = {
+  'cache-control': 'no-store',
+  'x-content-type-options': 'nosniff',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'"
+}
+
+/**
+ * Errors Fastify raises while routing (a malformed percent-encoding, a path
+ * parameter longer than maxParamLength) skip every hook and the error handler:
+ * they are answered here, in the one error shape with the request id (SPEC §2).
+ * An over-long path parameter is an id that cannot exist: a 404 like any other.
+ */
+function frameworkErrorHandler (requestIdHeader: string) {
+  return function frameworkErrors (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+    let statusCode = 500
+    let code: ErrorCode = 'INTERNAL_ERROR'
+    let message = 'An internal error occurred'
+    if (error.code === 'FST_ERR_BAD_URL') {
+      statusCode = 400
+      code = 'BAD_REQUEST'
+      message = 'The URL is malformed'
+    } else if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+      statusCode = 404
+      code = 'NOT_FOUND'
+      message = `Route ${request.method} ${request.url.split('?')[0]} not found`
+    }
+    request.log.info({ code, statusCode, reason: error.code }, 'request refused')
+    reply.code(statusCode).headers({ ...BARE_HEADERS, [requestIdHeader]: request.id })
+      .type('application/json; charset=utf-8')
+      .send(JSON.stringify({ statusCode, error: reasonPhrase(statusCode), code, message, requestId: request.id }))
+    // The log controller is not called on this path: the completion line is written here.
+    request.log.info({
+      method: request.method,
+      route: null,
+      url: request.url.split('?')[0],
+      statusCode,
+      responseTime: Math.round(reply.elapsedTime * 100) / 100,
+      remoteAddress: request.ip
+    }, 'request completed')
+  }
+}
+
+/**
+ * Requests Node's HTTP parser refuses (bad header characters, headers over 16 KiB,
+ * request timeouts) never become Fastify requests; they still get the error shape
+ * and a fresh request id instead of Fastify's bare body.
+ */
+function clientErrorHandler (requestIdHeader: string) {
+  return function clientError (this: FastifyInstance, error: NodeJS.ErrnoException, socket: Socket): void {
+    if (error.code === 'ECONNRESET' || socket.destroyed) return
+    const statusCode = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
+    const id = randomUUID()
+    const body = JSON.stringify({ statusCode, error: reasonPhrase(statusCode), code: codeForStatus(statusCode), message: 'The request could not be read', requestId: id })
+    this.log.debug({ reqId: id, code: error.code, statusCode }, 'client error')
+    if (socket.writable) {
+      const headers = Object.entries({ ...BARE_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), [requestIdHeader]: id, connection: 'close' })
+        .map(([name, value]) => `${name}: ${value}\r\n`).join('')
+      socket.write(`HTTP/1.1 ${statusCode} ${reasonPhrase(statusCode)}\r\n${headers}\r\n${body}`)
+    }
+    socket.destroy(error)
+  }
+}
+
 export function buildServerOptions (config: Config): FastifyServerOptions {
   return {
     logger: {
@@ -98,7 +164,11 @@ export function buildServerOptions (config: Config): FastifyServerOptions {
     keepAliveTimeout: 72_000,
     // Idle keep-alive sockets close at once on shutdown; in-flight requests finish.
     forceCloseConnections: 'idle',
-    return503OnClosing: true,
+    // plugins/lifecycle.ts answers requests that arrive while closing, in the error
+    // shape and with the request id; Fastify's own 503 has neither.
+    return503OnClosing: false,
+    frameworkErrors: frameworkErrorHandler(config.REQUEST_ID_HEADER),
+    clientErrorHandler: clientErrorHandler(config.REQUEST_ID_HEADER),
     pluginTimeout: 60_000,
     routerOptions: { ignoreTrailingSlash: false, maxParamLength: 200 },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { ApiError } from '../lib/errors.js'
 
 export type CheckStatus = 'ok' | 'error'
 export interface ReadinessCheck {
@@ -63,7 +64,21 @@ export default fp(async function lifecyclePlugin (fastify) {
   fastify.decorate('lifecycle', lifecycle)
 
   // `fastify start` (fastify-cli) closes the app directly: readiness turns 503 then too.
-  fastify.addHook('preClose', async function markClosing () { closing = true })
+  let closed = false
+  fastify.addHook('preClose', async function markClosing () {
+    closing = true
+    closed = true
+  })
+
+  // Once close() has begun, a request that still reaches us (pipelined on a
+  // connection that was busy) is told to retry elsewhere; the health probes answer
+  // for themselves. preParsing runs after every onRequest hook, so the response
+  // already carries the request id and security headers.
+  fastify.addHook('preParsing', async function refuseWhileClosed (request) {
+    if (closed && !request.routeOptions.url?.startsWith('/health/')) {
+      throw new ApiError('SERVICE_UNAVAILABLE', 'The service is shutting down; retry', { 'retry-after': '1' })
+    }
+  })
 
   // A response sent while closing tells its keep-alive connection to go away, so
   // close() never waits out a keep-alive timeout (research: 72 s past the grace period).
