@@ -63,11 +63,13 @@ export function securitySchemes (config: Config): SecuritySchemes {
 
 /**
  * Per route, for the document only (validation and serialisation are untouched):
- * drops security requirements naming a scheme this configuration does not enable,
+ * trims the trailing slash of index routes, drops security requirements naming a scheme this configuration does not enable,
  * and gives routes that declare no error responses the shared Error schema.
  */
 export function documentRoute (schemes: SecuritySchemes): Transform {
-  return function transform ({ schema, url }) {
+  return function transform ({ schema, url: registered }) {
+    // A folder's index route answers both /notes and /notes/: document it once, without the slash.
+    const url = registered.length > 1 && registered.endsWith('/') ? registered.slice(0, -1) : registered
     if (schema === undefined || schema === null) return { schema, url }
     const out: Record<string, unknown> = { ...schema }
     const security = (schema as { security?: SecurityRequirement[] }).security

@@ -1,0 +1,84 @@
+import { Type, type Static, type TSchema } from 'typebox'
+import { ErrorRef } from './common.js'
+
+// PostgreSQL text cannot hold NUL, and a lone UTF-16 surrogate cannot be encoded as
+// UTF-8 (it would be stored as U+FFFD): both are refused here, as a 400, rather than
+// failing in the database or changing what the client sent. Ajv compiles patterns
+// with the `u` flag, where a surrogate pair is one code point outside this class.
+const TEXT = '^[^\\u0000\\uD800-\\uDFFF]*$'
+
+export const TITLE_MAX = 200
+export const BODY_MAX = 20_000
+export const LIMIT_DEFAULT = 20
+export const LIMIT_MAX = 100
+
+const Title = Type.String({ minLength: 1, maxLength: TITLE_MAX, pattern: TEXT, description: '1 to 200 characters' })
+const bodyOptions = { maxLength: BODY_MAX, pattern: TEXT, description: 'Up to 20000 characters' }
+const Body = Type.String(bodyOptions)
+const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339, UTC, microseconds' })
+
+export const NoteSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  title: Type.String(),
+  body: Type.String(),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+  version: Type.Integer({ minimum: 1, description: 'Grows by one on every change; the ETag names it' })
+}, { title: 'Note' })
+export type Note = Static<typeof NoteSchema>
+
+export const NoteListSchema = Type.Object({
+  items: Type.Array(NoteSchema),
+  next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as ?cursor= for the next page; null on the last page' })
+}, { title: 'NoteList' })
+
+export const CreateNoteBody = Type.Object({
+  title: Title,
+  body: Type.Optional(Type.String({ ...bodyOptions, default: '' }))
+}, { additionalProperties: false, title: 'NewNote' })
+
+export const UpdateNoteBody = Type.Object({
+  title: Type.Optional(Title),
+  body: Type.Optional(Body)
+}, { additionalProperties: false, minProperties: 1, title: 'NoteChanges', description: 'At least one field' })
+
+export const ListNotesQuery = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: LIMIT_MAX, default: LIMIT_DEFAULT }),
+  cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9_.-]+$', description: 'next_cursor of the previous page' })),
+  owner: Type.Optional(Type.String({ format: 'uuid', description: 'Service clients: whose notes to list (required). Users: only their own id' }))
+}, { additionalProperties: false })
+
+// Not `format: uuid`: a malformed id is a 404 like any unknown id (SPEC §4), so the
+// handler checks it. The length cap keeps the check cheap.
+export const NoteParams = Type.Object({
+  id: Type.String({ maxLength: 100, description: 'Note id (UUID)' })
+}, { additionalProperties: false })
+
+const ETagHeader = Type.String({ description: 'Strong entity tag of this version of the note' })
+
+export const IfMatchHeaders = Type.Object({
+  'if-match': Type.Optional(Type.String({ maxLength: 1024, description: 'Apply the change only if the note still has one of these ETags (else 412)' }))
+})
+export const IfNoneMatchHeaders = Type.Object({
+  'if-none-match': Type.Optional(Type.String({ maxLength: 1024, description: 'Answer 304 if the note still has one of these ETags' }))
+})
+
+/** A response with the note and its ETag (and its Location when created). */
+export function noteResponse (description: string, location = false): TSchema {
+  return Type.Object(NoteSchema.properties, {
+    title: 'Note',
+    description,
+    headers: location
+      ? { etag: ETagHeader, location: Type.String({ description: 'The URL of the new note' }) }
+      : { etag: ETagHeader }
+  })
+}
+
+export const NoContent = (description: string) => Type.Unsafe<undefined>({ type: 'null', description })
+
+/** The shared Error schema for each listed status, plus the 500 and 503 any route can give. */
+export function errors (...statuses: number[]): Record<number, typeof ErrorRef> {
+  const out: Record<number, typeof ErrorRef> = {}
+  for (const status of [...statuses, 500, 503]) out[status] = ErrorRef
+  return out
+}
