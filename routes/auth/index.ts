@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import { Type } from 'typebox'
 import { ErrorRef } from '../../schemas/common.js'
+import { BEARER, authenticated } from '../../schemas/openapi.js'
 import { CredentialsSchema, MeSchema, RegisteredSchema, TokenPairSchema, type TokenPair } from '../../schemas/auth.js'
 import { ApiError } from '../../lib/errors.js'
 import { hashPassword, verifyDummy, verifyPassword, warmUpDummyHash } from '../../lib/passwords.js'
@@ -80,6 +81,8 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
     schema: {
       tags: ['auth'],
       summary: 'Exchange the refresh token for new tokens (the old refresh token is spent)',
+      description: 'The refresh token is presented like an access token: in the header, or as refresh_token_cookie with X-CSRF-TOKEN equal to csrf_refresh_token.',
+      security: [{ [BEARER]: [] }],
       response: { 200: TokenPairSchema, ...unauthorized, 400: ErrorRef, 413: ErrorRef, 415: ErrorRef, 429: ErrorRef, 503: ErrorRef }
     }
   }, async function refresh (request, reply) {
@@ -110,7 +113,7 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
     schema: {
       tags: ['auth'],
       summary: 'Revoke the session of the access token and clear the cookies',
-      security: [{ bearerAuth: [] }],
+      security: authenticated(),
       response: { 204: Type.Null({ description: 'Logged out' }), ...unauthorized, 403: ErrorRef, 429: ErrorRef, 503: ErrorRef }
     }
   }, async function logout (request, reply) {
@@ -132,7 +135,7 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
     schema: {
       tags: ['auth'],
       summary: 'The authenticated user or service client',
-      security: [{ bearerAuth: [] }],
+      security: authenticated(),
       response: { 200: MeSchema, ...unauthorized, 429: ErrorRef, 503: ErrorRef }
     }
   }, async function me (request) {

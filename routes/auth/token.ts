@@ -84,7 +84,6 @@ const token: FastifyPluginAsyncTypebox = async function token (fastify) {
       tags: ['auth'],
       summary: 'OAuth 2.0 client credentials grant (service clients)',
       description: 'application/x-www-form-urlencoded or JSON. Client authentication by HTTP Basic or client_id/client_secret in the body.',
-      security: [{ basicAuth: [] }, {}],
       body: TokenRequestSchema,
       response: { 200: TokenResponseSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema, 413: ErrorRef, 415: ErrorRef, 429: ErrorRef, 503: ErrorRef }
     }
