@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { ConfigError, DEV_JWT_SECRET_KEY, DEV_SECRET_KEY, loadConfig } from '../../lib/config.js'
 
 // loadConfig is pure (no process.env, no files unless X_FILE names one), so every
@@ -18,7 +18,7 @@ const GOOD_PRODUCTION = {
 }
 
 /** The problems loadConfig reports for `env`, failing the test if it accepts it. */
-function problemsOf (t: Tap.Test, env: Record<string, string>): string[] {
+function problemsOf (t: Test, env: Record<string, string>): string[] {
   try {
     loadConfig(env)
   } catch (err) {

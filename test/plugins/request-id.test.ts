@@ -4,7 +4,7 @@ import pg from 'pg'
 import { ApiError } from '../../lib/errors.js'
 import { build } from '../helper.js'
 import { rawRequest } from '../fixtures/raw-http.js'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, InjectOptions } from 'fastify'
 
 const UUID_V4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/
 
@@ -68,7 +68,7 @@ t.test('an invalid X-Request-ID is replaced by a new UUID v4', async (t) => {
 
 t.test('the request id is on every response and equals requestId in error bodies', async (t) => {
   const app = await build(t, { routes: statusRoutes, env: { BODY_LIMIT: '1024', RATE_LIMIT_MAX: '10000' } })
-  const cases: Array<[number, Parameters<FastifyInstance['inject']>[0]]> = [
+  const cases: Array<[number, InjectOptions & { url: string }]> = [
     [200, { url: '/health/live' }],
     [200, { method: 'POST', url: '/test/echo', headers: json, payload: { name: 'ok' } }],
     [404, { url: '/no/such/route' }],
@@ -85,8 +85,8 @@ t.test('the request id is on every response and equals requestId in error bodies
   ]
   for (const [status, request] of cases) {
     const id = `id-${status}-${randomBytes(4).toString('hex')}`
-    const res = await app.inject({ ...request, headers: { ...(request as { headers?: object }).headers, 'x-request-id': id } })
-    const label = `${status} ${(request as { method?: string }).method ?? 'GET'} ${(request as { url: string }).url.slice(0, 40)}`
+    const res = await app.inject({ ...request, headers: { ...request.headers, 'x-request-id': id } })
+    const label = `${status} ${request.method ?? 'GET'} ${request.url.slice(0, 40)}`
     t.equal(res.statusCode, status, label)
     t.equal(res.headers['x-request-id'], id, `${label}: header`)
     if (status >= 400) {
