@@ -4,7 +4,7 @@ import type { FastifyRequest } from 'fastify'
 import { ApiError } from '../lib/errors.js'
 import { durationMs } from '../lib/duration.js'
 import { redisStore } from '../lib/rate-limit-store.js'
-import { throttle } from '../lib/throttle.js'
+import { redisErrorThrottle } from '../lib/redis.js'
 
 export interface RateLimitStats {
   /** Requests answered 429 since start (metrics: rate_limit_rejections_total). */
@@ -16,8 +16,6 @@ declare module 'fastify' {
     rateLimitStats: RateLimitStats
   }
 }
-
-const STORE_ERROR_LOG_INTERVAL_MS = 5000
 
 /**
  * The client key: the address Fastify resolved through TRUST_PROXY (so X-Forwarded-For
@@ -61,13 +59,10 @@ export default fp(async function rateLimitPlugin (fastify) {
   const redis = fastify.redis
   if (redis !== null) {
     const log = fastify.log.child({ dependency: 'redis' })
-    const logError = throttle(STORE_ERROR_LOG_INTERVAL_MS)
+    const logError = redisErrorThrottle(redis)
     options.store = redisStore(redis, `${config.REDIS_KEY_PREFIX}rate-limit:`, (err) => {
-      // While disconnected the client's own error listener reports the outage; this
-      // reports what it cannot see: timeouts and errors of a connected Redis.
-      if (redis.status !== 'ready') return
       logError((suppressed) => {
-        log.error({ reason: err.message, suppressed }, 'rate-limit store failed; request let through (fail open)')
+        log.error({ reason: err.message, suppressed }, 'rate-limit store failed; requests are let through (fail open)')
       })
     }) as unknown as RateLimitPluginOptions['store']
   }

@@ -1,7 +1,6 @@
 import fp from 'fastify-plugin'
 import type { Redis } from 'ioredis'
-import { closeRedis, connectWithin, createRedisClient, REDIS_TIMEOUTS } from '../lib/redis.js'
-import { throttle } from '../lib/throttle.js'
+import { closeRedis, connectWithin, createRedisClient, redisErrorThrottle, REDIS_TIMEOUTS } from '../lib/redis.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -9,9 +8,6 @@ declare module 'fastify' {
     redis: Redis | null
   }
 }
-
-// An outage makes the client fail on every reconnection attempt: one line per interval.
-const ERROR_LOG_INTERVAL_MS = 5000
 
 /**
  * The Redis client behind the rate limits shared by every replica. Redis is not
@@ -27,28 +23,34 @@ export default fp(async function redisPlugin (fastify) {
 
   const redis = createRedisClient(url)
   const log = fastify.log.child({ dependency: 'redis' })
-  const logError = throttle(ERROR_LOG_INTERVAL_MS)
+  const logError = redisErrorThrottle(redis)
   let down = false
+  let closing = false
 
-  // Without a listener ioredis prints every failed attempt to the console.
-  redis.on('error', (err: Error & { code?: string }) => {
+  function outage (fields: Record<string, unknown>): void {
     down = true
     logError((suppressed) => {
-      // The URL may hold a password: only the error's own fields are logged.
-      log.error({ code: err.code, reason: err.message, suppressed }, 'Redis is unavailable: rate limits are not enforced until it returns')
+      log.error({ ...fields, suppressed }, 'Redis is unavailable: rate limits are not enforced until it returns')
     })
-  })
+  }
+
+  // Without a listener ioredis prints every failed attempt to the console. The URL
+  // may hold a password: only the error's own fields are logged.
+  redis.on('error', (err: Error & { code?: string }) => outage({ code: err.code, reason: err.message }))
+  // A connection that drops and comes back before any attempt fails emits no error.
+  redis.on('close', () => { if (!closing && !down) outage({ reason: 'connection closed' }) })
   redis.on('ready', () => {
     if (down) log.info('Redis connection restored: rate limits are enforced again')
     down = false
   })
 
-  // Never blocks start-up for long: a failure is logged by the listener above and
+  // Never blocks start-up for long: a failure is logged by the listeners above and
   // the client keeps reconnecting in the background.
   await connectWithin(redis, REDIS_TIMEOUTS.startup)
 
   fastify.decorate('redis', redis)
   fastify.addHook('onClose', async function closeRedisClient () {
+    closing = true
     await closeRedis(redis)
   })
 
