@@ -16,7 +16,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const REVOKED_CHALLENGE = { 'www-authenticate': 'Bearer realm="api", error="invalid_token"' }
 
 const unauthorized = { 401: ErrorRef }
-const invalidBody = { 400: ErrorRef, 413: ErrorRef, 415: ErrorRef, 429: ErrorRef }
+const invalidBody = { 400: ErrorRef, 413: ErrorRef, 415: ErrorRef, 429: ErrorRef, 503: ErrorRef }
+// No query parameters anywhere (SPEC §2: an unknown one is a 400, tokens never travel in URLs).
+const NoQuery = Type.Object({}, { additionalProperties: false })
+// Routes without a body accept none, or an empty JSON object.
+const NoBody = Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })])
 
 /** Accounts (SPEC §4): register, login, refresh with rotation, logout, me. */
 const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
@@ -42,6 +46,7 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
       schema: {
         tags: ['auth'],
         summary: 'Create an account',
+        querystring: NoQuery,
         body: CredentialsSchema,
         response: { 201: RegisteredSchema, 409: ErrorRef, ...invalidBody }
       }
@@ -60,6 +65,7 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
     schema: {
       tags: ['auth'],
       summary: 'Log in: a new session with an access and a refresh token',
+      querystring: NoQuery,
       body: CredentialsSchema,
       response: { 200: TokenPairSchema, ...unauthorized, ...invalidBody }
     }
@@ -83,7 +89,9 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
       summary: 'Exchange the refresh token for new tokens (the old refresh token is spent)',
       description: 'The refresh token is presented like an access token: in the header, or as refresh_token_cookie with X-CSRF-TOKEN equal to csrf_refresh_token.',
       security: [{ [BEARER]: [] }],
-      response: { 200: TokenPairSchema, ...unauthorized, 400: ErrorRef, 413: ErrorRef, 415: ErrorRef, 429: ErrorRef, 503: ErrorRef }
+      querystring: NoQuery,
+      body: NoBody,
+      response: { 200: TokenPairSchema, ...unauthorized, ...invalidBody }
     }
   }, async function refresh (request, reply) {
     const claims = tokens.read(request, 'refresh')
@@ -114,7 +122,9 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
       tags: ['auth'],
       summary: 'Revoke the session of the access token and clear the cookies',
       security: authenticated(),
-      response: { 204: Type.Null({ description: 'Logged out' }), ...unauthorized, 403: ErrorRef, 429: ErrorRef, 503: ErrorRef }
+      querystring: NoQuery,
+      body: NoBody,
+      response: { 204: Type.Null({ description: 'Logged out' }), ...unauthorized, 403: ErrorRef, ...invalidBody }
     }
   }, async function logout (request, reply) {
     const principal = request.principal
@@ -136,7 +146,8 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
       tags: ['auth'],
       summary: 'The authenticated user or service client',
       security: authenticated(),
-      response: { 200: MeSchema, ...unauthorized, 429: ErrorRef, 503: ErrorRef }
+      querystring: NoQuery,
+      response: { 200: MeSchema, ...unauthorized, 400: ErrorRef, 429: ErrorRef, 503: ErrorRef }
     }
   }, async function me (request) {
     const principal = request.principal
