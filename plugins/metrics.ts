@@ -27,17 +27,6 @@ export const UNMATCHED_ROUTE = 'unmatched'
 // Request latencies of a JSON API: from 5 ms to the 30 s request timeout.
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
 
-// Other plugins' state, read when Prometheus scrapes; absent until those plugins exist.
-interface Optional {
-  revocation?: { size?: number | (() => number) }
-  rateLimitStats?: { rejections?: number }
-}
-
-function sizeOf (value: number | (() => number) | undefined): number {
-  const n = typeof value === 'function' ? value() : value
-  return typeof n === 'number' && Number.isFinite(n) ? n : 0
-}
-
 function buildRegistry (fastify: FastifyInstance): { registry: Registry, duration: Histogram<string>, requests: Counter<string> } {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
@@ -57,7 +46,7 @@ function buildRegistry (fastify: FastifyInstance): { registry: Registry, duratio
     registers: [registry]
   })
 
-  const pool = () => (fastify as { pg?: { pool?: { totalCount: number, idleCount: number, waitingCount: number } } }).pg?.pool
+  const pool = () => fastify.hasDecorator('pg') ? fastify.pg.pool : undefined
   // eslint-disable-next-line no-new
   new Gauge({
     name: 'db_pool_connections',
@@ -72,13 +61,14 @@ function buildRegistry (fastify: FastifyInstance): { registry: Registry, duratio
     }
   })
 
-  const optional = fastify as unknown as Optional
+  // Read at scrape time from the plugins that own them; this plugin does not depend on
+  // them, so an app assembled without one still serves its other metrics.
   // eslint-disable-next-line no-new
   new Gauge({
     name: 'auth_revoked_sessions',
-    help: 'Revoked sessions held in this replica\'s revocation cache',
+    help: 'Revoked sessions and clients held in this replica\'s revocation cache',
     registers: [registry],
-    collect () { this.set(sizeOf(optional.revocation?.size)) }
+    collect () { this.set(fastify.hasDecorator('revocation') ? fastify.revocation.size : 0) }
   })
   // eslint-disable-next-line no-new
   new Counter({
@@ -87,7 +77,7 @@ function buildRegistry (fastify: FastifyInstance): { registry: Registry, duratio
     registers: [registry],
     collect () {
       this.reset()
-      this.inc(sizeOf(optional.rateLimitStats?.rejections))
+      this.inc(fastify.hasDecorator('rateLimitStats') ? fastify.rateLimitStats.rejections : 0)
     }
   })
 

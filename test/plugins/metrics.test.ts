@@ -1,10 +1,11 @@
+import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:net'
 import Fastify from 'fastify'
 import fp from 'fastify-plugin'
 import t from 'tap'
 import root from '../../app.js'
 import { buildServerOptions } from '../../server-options.js'
-import { build, testConfig } from '../helper.js'
+import { build, injectAs, loginAs, testConfig } from '../helper.js'
 
 interface Sample { name: string, labels: Record<string, string>, value: number }
 
@@ -96,12 +97,36 @@ t.test('does not count scrapes, and the scrape is never rate limited', async (t)
   t.equal(find(samples, 'http_requests_total', { route: '/metrics' }).length, 0)
 })
 
-t.test('reads the revocation cache and rate-limit counters of other plugins when present', async (t) => {
-  const app = await build(t)
+t.test('reports the revocation cache size and rate-limit rejections', async (t) => {
+  const app = await build(t, { env: { RATE_LIMIT_MAX: '3' } })
+  const user = await loginAs(app)
+  const logout = await injectAs(app, user.accessToken, { method: 'POST', url: '/auth/logout' })
+  t.equal(logout.statusCode, 204)
+  for (let i = 0; i < 5; i++) await app.inject({ method: 'GET', url: '/nope' })
+
   const { samples } = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
-  const revocation = (app as unknown as { revocation?: { size: number | (() => number) } }).revocation
-  const expected = revocation === undefined ? 0 : (typeof revocation.size === 'function' ? revocation.size() : revocation.size)
-  t.equal(find(samples, 'auth_revoked_sessions')[0]?.value, expected)
+  t.equal(find(samples, 'auth_revoked_sessions')[0]?.value, app.revocation.size)
+  t.ok(app.revocation.size >= 1, 'the logged-out session is in the cache')
+  t.equal(find(samples, 'rate_limit_rejections_total')[0]?.value, app.rateLimitStats.rejections)
+  t.ok(app.rateLimitStats.rejections >= 2, 'the requests over the limit were refused')
+  t.equal(find(samples, 'http_requests_total', { route: 'unmatched', status_code: '429' })[0]?.value, app.rateLimitStats.rejections)
+})
+
+t.test('labels a request to a note by its route pattern, not its URL', async (t) => {
+  const app = await build(t)
+  const user = await loginAs(app)
+  const created = await injectAs(app, user.accessToken, { method: 'POST', url: '/notes', payload: { title: 'measured' } })
+  const id = created.json<{ id: string }>().id
+  await injectAs(app, user.accessToken, { method: 'GET', url: `/notes/${id}` })
+  await injectAs(app, user.accessToken, { method: 'GET', url: `/notes/${randomUUID()}` })
+  await injectAs(app, user.accessToken, { method: 'PATCH', url: `/notes/${id}`, payload: { title: 'again' } })
+
+  const { samples } = parseMetrics((await app.inject({ method: 'GET', url: '/metrics' })).body)
+  t.equal(find(samples, 'http_request_duration_seconds_count', { method: 'GET', route: '/notes/:id', status_code: '200' })[0]?.value, 1)
+  t.equal(find(samples, 'http_request_duration_seconds_count', { method: 'GET', route: '/notes/:id', status_code: '404' })[0]?.value, 1)
+  t.equal(find(samples, 'http_request_duration_seconds_count', { method: 'PATCH', route: '/notes/:id', status_code: '200' })[0]?.value, 1)
+  t.ok(find(samples, 'http_request_duration_seconds_count', { method: 'POST', status_code: '201' })[0]?.labels.route?.startsWith('/notes'))
+  t.notOk(samples.some((s) => s.labels.route?.includes(id)), 'no note id becomes a label')
 })
 
 t.test('keeps two apps in one process apart (a registry per app)', async (t) => {

@@ -3,6 +3,9 @@ import type { FastifyInstance, InjectOptions } from 'fastify'
 import t from 'tap'
 import { build, clientToken, injectAs, loginAs } from '../helper.js'
 
+// These tests send far more requests than the default rate limit allows in a minute.
+const MANY = { RATE_LIMIT_MAX: '100000' }
+
 interface Note { id: string, title: string, body: string, created_at: string, updated_at: string, version: number }
 
 async function createNote (app: FastifyInstance, token: string, payload: object = { title: 'A note' }): Promise<{ note: Note, etag: string }> {
@@ -20,7 +23,7 @@ function shape (body: string): object {
 const NOTE_KEYS = ['body', 'created_at', 'id', 'title', 'updated_at', 'version']
 
 t.test('POST /notes creates a note: 201 with Location, ETag and the note', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const user = await loginAs(app)
   const res = await injectAs(app, user.accessToken, { method: 'POST', url: '/notes', payload: { title: 'First' } })
   t.equal(res.statusCode, 201)
@@ -44,7 +47,7 @@ t.test('POST /notes creates a note: 201 with Location, ETag and the note', async
 })
 
 t.test('GET /notes/:id answers 304 to If-None-Match with the current ETag', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const user = await loginAs(app)
   const { note, etag } = await createNote(app, user.accessToken)
   const get = (headers: Record<string, string>) => injectAs(app, user.accessToken, { method: 'GET', url: `/notes/${note.id}`, headers })
@@ -69,7 +72,7 @@ t.test('GET /notes/:id answers 304 to If-None-Match with the current ETag', asyn
 })
 
 t.test('PATCH /notes/:id changes the given fields: 200 with the new version and ETag', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const user = await loginAs(app)
   const { note, etag } = await createNote(app, user.accessToken, { title: 'Title', body: 'Body' })
 
@@ -87,7 +90,7 @@ t.test('PATCH /notes/:id changes the given fields: 200 with the new version and 
 })
 
 t.test('DELETE /notes/:id answers 204, and the note is gone', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const user = await loginAs(app)
   const { note } = await createNote(app, user.accessToken)
   const res = await injectAs(app, user.accessToken, { method: 'DELETE', url: `/notes/${note.id}` })
@@ -105,7 +108,7 @@ t.test('DELETE /notes/:id answers 204, and the note is gone', async (t) => {
 })
 
 t.test('GET /notes lists the caller\'s notes, newest first, 20 by default', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const user = await loginAs(app)
   const other = await loginAs(app)
   await createNote(app, other.accessToken, { title: 'not mine' })
@@ -128,7 +131,7 @@ t.test('GET /notes lists the caller\'s notes, newest first, 20 by default', asyn
 })
 
 t.test('every notes route needs an access token', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const id = randomUUID()
   const routes: InjectOptions[] = [
     { method: 'POST', url: '/notes', payload: { title: 'x' } },
@@ -155,7 +158,7 @@ t.test('every notes route needs an access token', async (t) => {
 })
 
 t.test('another user\'s note is a 404 indistinguishable from a missing one, for every method', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const alice = await loginAs(app)
   const bob = await loginAs(app)
   const { note, etag } = await createNote(app, alice.accessToken, { title: 'Alice', body: 'private' })
@@ -185,7 +188,7 @@ t.test('another user\'s note is a 404 indistinguishable from a missing one, for 
 })
 
 t.test('a malformed note id is a 404, never a 400 or 500', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const user = await loginAs(app)
   const ids = ['not-a-uuid', '1', "'%20OR%201=1--", `{${randomUUID()}}`, randomUUID().replace(/-/g, ''), `${randomUUID()}x`, 'a'.repeat(100), '%00']
   for (const id of ids) {
@@ -202,7 +205,7 @@ t.test('a malformed note id is a 404, never a 400 or 500', async (t) => {
 })
 
 t.test('scopes: notes:read reads, notes:write writes, no scope does nothing', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const alice = await loginAs(app)
   const { note } = await createNote(app, alice.accessToken)
   const writes: InjectOptions[] = [
@@ -245,7 +248,7 @@ t.test('scopes: notes:read reads, notes:write writes, no scope does nothing', as
 })
 
 t.test('service clients read any note and list one user\'s notes, but never write', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const alice = await loginAs(app)
   const bob = await loginAs(app)
   const a1 = await createNote(app, alice.accessToken, { title: 'a1' })
@@ -286,7 +289,7 @@ t.test('service clients read any note and list one user\'s notes, but never writ
 })
 
 t.test('a user who names another owner gets 403; naming themselves is fine', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const alice = await loginAs(app)
   const bob = await loginAs(app)
   await createNote(app, alice.accessToken)
@@ -302,7 +305,7 @@ t.test('a user who names another owner gets 403; naming themselves is fine', asy
 })
 
 t.test('POST /notes refuses bad input with the error shape, and stores nothing', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const user = await loginAs(app)
   const post = (payload: unknown, headers: Record<string, string> = {}) =>
     injectAs(app, user.accessToken, { method: 'POST', url: '/notes', headers: { 'content-type': 'application/json', ...headers }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) })
@@ -361,7 +364,7 @@ t.test('a body over BODY_LIMIT is a 413', async (t) => {
 })
 
 t.test('PATCH /notes/:id refuses bad input and changes nothing', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const user = await loginAs(app)
   const { note } = await createNote(app, user.accessToken, { title: 'Keep', body: 'Keep' })
   const cases: Array<[string, unknown]> = [
@@ -387,7 +390,7 @@ t.test('PATCH /notes/:id refuses bad input and changes nothing', async (t) => {
 })
 
 t.test('GET /notes refuses bad query strings', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const user = await loginAs(app)
   for (const query of ['limit=0', 'limit=101', 'limit=abc', 'limit=1.5', 'limit=-1', 'limit=1&limit=2', 'sort=title', 'owner=not-a-uuid', 'cursor=', 'cursor=%00', `cursor=${'a'.repeat(513)}`]) {
     const res = await injectAs(app, user.accessToken, { method: 'GET', url: `/notes?${query}` })
@@ -401,7 +404,7 @@ t.test('GET /notes refuses bad query strings', async (t) => {
 })
 
 t.test('a method a notes path does not serve is a 404', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const user = await loginAs(app)
   const { note } = await createNote(app, user.accessToken)
   for (const [method, url] of [['PUT', `/notes/${note.id}`], ['DELETE', '/notes'], ['PATCH', '/notes'], ['POST', `/notes/${note.id}`]] as const) {
@@ -412,7 +415,7 @@ t.test('a method a notes path does not serve is a 404', async (t) => {
 })
 
 t.test('the OpenAPI document describes every notes route and status', async (t) => {
-  const app = await build(t)
+  const app = await build(t, { env: MANY })
   const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json()
   const paths = doc.paths as Record<string, Record<string, { security: unknown[], responses: Record<string, unknown> }>>
   t.same(Object.keys(paths['/notes']!).sort(), ['get', 'post'])
