@@ -248,8 +248,11 @@ t.test('groups IPv6 clients by /64, so rotating addresses inside one does not he
   t.equal(plain.headers['x-ratelimit-remaining'], '0', 'an IPv4-mapped address is the same client as the IPv4 one')
 })
 
-t.test('refuses a zero RATE_LIMIT_WINDOW and TRUST_PROXY=true at start', async (t) => {
+t.test('refuses a zero RATE_LIMIT_WINDOW and TRUST_PROXY=true at start, and keeps a hop count of 1 a count', async (t) => {
   t.throws(() => loadConfig({ ENVIRONMENT: 'test', RATE_LIMIT_WINDOW: '0' }), /RATE_LIMIT_WINDOW must be at least 1 millisecond/)
   t.throws(() => loadConfig({ ENVIRONMENT: 'test', TRUST_PROXY: 'true' }), /TRUST_PROXY must be false, a hop count/)
   t.equal(loadConfig({ ENVIRONMENT: 'test', RATE_LIMIT_WINDOW: '2 seconds' }).config.RATE_LIMIT_WINDOW, '2 seconds')
+  // ajv once coerced the hop count 1 into `true`: trust every X-Forwarded-For.
+  t.equal(loadConfig({ ENVIRONMENT: 'test', TRUST_PROXY: '1' }).config.TRUST_PROXY, 1)
+  t.equal(loadConfig({ ENVIRONMENT: 'test', TRUST_PROXY: '0' }).config.TRUST_PROXY, false)
 })
