@@ -42,9 +42,10 @@ function buildValidator () {
 }
 
 function redactPaths (config: Config): string[] {
-  const headers = new Set(['authorization', 'cookie', 'x-csrf-token', config.JWT_HEADER_NAME.toLowerCase()])
-  const paths = [...headers].map((h) => `req.headers["${h}"]`)
-  paths.push('res.headers["set-cookie"]')
+  const headers = new Set(['authorization', 'cookie', 'set-cookie', 'x-csrf-token', config.JWT_HEADER_NAME.toLowerCase()])
+  // Wherever headers get logged: `req.headers` (serializers), a handler's
+  // `log.info({ headers })`, or `log.info({ request: { headers } })`.
+  const paths = [...headers].flatMap((h) => [`headers["${h}"]`, `*.headers["${h}"]`])
   for (const key of ['password', 'client_secret', 'access_token', 'refresh_token', 'token', 'secret']) {
     paths.push(key, `*.${key}`, `body.${key}`, `req.body.${key}`)
   }

@@ -1,0 +1,48 @@
+import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { build, productionEnv } from '../helper.js'
+
+function routes (app: FastifyInstance): void {
+  app.get('/test/boom', async function boom () { throw new Error('boom') })
+  app.post('/test/echo', { schema: { body: { type: 'object', properties: { a: { type: 'string' } }, additionalProperties: false } } }, async function echo (request) { return request.body })
+}
+
+const requests = [
+  { url: '/health/live' },
+  { url: '/health/ready' },
+  { url: '/no/such/route' },
+  { url: '/test/boom' },
+  { method: 'POST' as const, url: '/test/echo', headers: { 'content-type': 'application/json' }, payload: '{"a":1}' },
+  { method: 'POST' as const, url: '/test/echo', headers: { 'content-type': 'text/plain' }, payload: 'x' }
+]
+
+t.test('every response carries nosniff, a restrictive CSP, no-store and no X-Powered-By', async (t) => {
+  const app = await build(t, { routes })
+  for (const request of requests) {
+    const res = await app.inject(request)
+    const label = `${request.method ?? 'GET'} ${request.url} (${res.statusCode})`
+    t.equal(res.headers['x-content-type-options'], 'nosniff', label)
+    t.match(res.headers['content-security-policy'], /default-src 'none'/, label)
+    t.match(res.headers['content-security-policy'], /frame-ancestors 'none'/, label)
+    t.equal(res.headers['cache-control'], 'no-store', label)
+    t.notOk(res.headers['x-powered-by'], label)
+    t.notOk(res.headers.server, `${label}: no server banner`)
+    t.match(res.headers['content-type'], /^application\/json; charset=utf-8/, `${label}: JSON with a charset`)
+  }
+})
+
+t.test('Strict-Transport-Security only in production, for at least a year', async (t) => {
+  const test = await build(t, { routes })
+  t.notOk((await test.inject({ url: '/health/live' })).headers['strict-transport-security'], 'not in test')
+  const development = await build(t, { routes, env: { ENVIRONMENT: 'development' } })
+  t.notOk((await development.inject({ url: '/health/live' })).headers['strict-transport-security'], 'not in development')
+
+  const production = await build(t, { routes, env: await productionEnv() })
+  for (const request of requests) {
+    const res = await production.inject(request)
+    const hsts = res.headers['strict-transport-security'] as string
+    t.match(hsts, /max-age=(\d+)/, `${request.url} (${res.statusCode})`)
+    t.ok(Number(/max-age=(\d+)/.exec(hsts)?.[1]) >= 31_536_000, 'at least one year (ASVS 3.4.1)')
+    t.match(hsts, /includeSubDomains/)
+  }
+})
