@@ -1,6 +1,7 @@
+import pg from 'pg'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build, createServiceClient, clientToken, injectAs, loginAs } from '../helper.js'
+import { ADMIN_URL, build, createServiceClient, clientToken, injectAs, loginAs } from '../helper.js'
 import { TEST_JWT_SECRET, TEST_SECRET_KEY } from '../fixtures/jwt.js'
 import { disableClient } from '../../lib/repositories/clients.js'
 import { revokeSession } from '../../lib/repositories/sessions.js'
@@ -130,4 +131,42 @@ t.test('two replicas on one database', async (t) => {
     await injectAs(a, other.accessToken, { method: 'POST', url: '/auth/logout' })
     t.ok(await timeUntilRevoked(b, other.accessToken, again) < 1000)
   })
+})
+
+t.test('fails closed (503) while revocations cannot be kept current, and recovers by itself', async (t) => {
+  const app = await build(t, { env: ENV, routes: testRoutes })
+  const user = await loginAs(app)
+  const { rows } = await app.pg.query<{ db: string }>('SELECT current_database() AS db')
+  const database = rows[0]?.db as string
+  const admin = new pg.Client({ connectionString: ADMIN_URL })
+  await admin.connect()
+  const allow = (yes: boolean) => admin.query(`ALTER DATABASE ${admin.escapeIdentifier(database)} ALLOW_CONNECTIONS ${yes}`)
+  t.teardown(async () => {
+    await allow(true).catch(() => {})
+    await admin.end()
+  })
+
+  // New connections to the database are refused (even a superuser's); the pool keeps
+  // its open ones, but the listener, once killed, cannot come back.
+  await allow(false)
+  await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'secure-fastify-service:revocation'", [database])
+  const lost = Date.now()
+  const whoami = () => injectAs(app, user.accessToken, { method: 'GET', url: '/test/whoami' })
+  t.equal((await whoami()).statusCode, 200, 'a short outage is tolerated')
+  let res = await whoami()
+  while (res.statusCode === 200 && Date.now() - lost < 8000) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    res = await whoami()
+  }
+  t.equal(res.statusCode, 503, `503 after ${Date.now() - lost} ms without a listener`)
+  t.equal(res.json().code, 'SERVICE_UNAVAILABLE')
+  t.ok(Date.now() - lost >= 4900, 'not before the 5 s grace')
+
+  await allow(true)
+  const back = Date.now()
+  while (res.statusCode !== 200 && Date.now() - back < 10_000) {
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    res = await whoami()
+  }
+  t.equal(res.statusCode, 200, `serving again ${Date.now() - back} ms after the database accepts connections`)
 })
