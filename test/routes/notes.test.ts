@@ -58,6 +58,11 @@ t.test('GET /notes/:id answers 304 to If-None-Match with the current ETag', asyn
     t.equal(res.body, '')
     t.equal(res.headers.etag, etag, 'a 304 still names the ETag')
   }
+  const head = await injectAs(app, user.accessToken, { method: 'HEAD', url: `/notes/${note.id}` })
+  t.equal(head.statusCode, 200)
+  t.equal(head.headers.etag, etag, 'HEAD names the ETag too')
+  t.equal(head.body, '')
+
   for (const value of ['"1-xxxxxxxxxxx"', 'garbage', '""']) {
     const res = await get({ 'if-none-match': value })
     t.equal(res.statusCode, 200, `If-None-Match: ${value}`)
@@ -128,6 +133,30 @@ t.test('GET /notes lists the caller\'s notes, newest first, 20 by default', asyn
 
   const empty = await injectAs(app, (await loginAs(app)).accessToken, { method: 'GET', url: '/notes' })
   t.same(empty.json(), { items: [], next_cursor: null })
+})
+
+t.test('with cookie tokens, writes need the CSRF header and reads do not', async (t) => {
+  const app = await build(t, { env: { ...MANY, JWT_TOKEN_LOCATION: 'cookies' } })
+  const user = await loginAs(app)
+  const cookie = `access_token_cookie=${user.accessToken}`
+
+  const forged = await app.inject({ method: 'POST', url: '/notes', headers: { cookie }, payload: { title: 'cross-site' } })
+  t.equal(forged.statusCode, 401, 'a cross-site POST carrying only the cookie is refused')
+  t.equal(forged.json().code, 'AUTH_CSRF_FAILED')
+
+  const created = await injectAs(app, user.accessToken, { method: 'POST', url: '/notes', payload: { title: 'same-site' } })
+  t.equal(created.statusCode, 201, 'with X-CSRF-TOKEN')
+  const id = created.json<Note>().id
+  for (const [method, payload] of [['PATCH', { title: 'x' }], ['DELETE', undefined]] as const) {
+    const res = await app.inject({ method, url: `/notes/${id}`, headers: { cookie }, ...(payload ? { payload } : {}) })
+    t.equal(res.statusCode, 401, `${method} without X-CSRF-TOKEN`)
+    t.equal(res.json().code, 'AUTH_CSRF_FAILED')
+  }
+  const read = await app.inject({ method: 'GET', url: `/notes/${id}`, headers: { cookie } })
+  t.equal(read.statusCode, 200, 'a GET needs no CSRF header')
+  t.match(read.json(), { title: 'same-site', version: 1 }, 'the refused writes changed nothing')
+  const count = await app.pg.query('SELECT count(*)::int AS n FROM notes WHERE owner_id = $1', [user.userId])
+  t.equal(count.rows[0].n, 1)
 })
 
 t.test('every notes route needs an access token', async (t) => {
