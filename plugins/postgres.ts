@@ -47,6 +47,14 @@ export default fp(async function postgresPlugin (fastify) {
     // Only the error's own fields: pg attaches the whole client to it.
     fastify.log.warn({ code: (err as { code?: string }).code, reason: err.message }, 'idle PostgreSQL client lost; the pool will reconnect')
   })
+  // A checked-out client (in a transaction, between two statements) has no pool
+  // listener, so its backend dying crashed the process too. Every client gets one
+  // for life; its next query then fails as unavailable (503) and release() drops it.
+  fastify.pg.pool.on('connect', (client) => {
+    client.on('error', function checkedOutClientLost (err) {
+      fastify.log.debug({ code: (err as { code?: string }).code, reason: err.message }, 'PostgreSQL client lost')
+    })
+  })
 
   if (config.MIGRATE_ON_START) {
     const client = await fastify.pg.connect()

@@ -33,6 +33,19 @@ function routes (held: { release?: () => void }) {
       const { rows } = await app.pg.query<{ one: number }>('SELECT 1 AS one')
       return rows[0]
     })
+    app.get('/test/transaction', async function transaction () {
+      // Checked out between two statements, as a transaction around other work is.
+      const client = await app.pg.connect()
+      try {
+        await client.query('BEGIN')
+        await new Promise<void>((resolve) => { held.release = resolve })
+        const { rows } = await client.query('SELECT 1 AS one')
+        await client.query('COMMIT')
+        return rows[0]
+      } finally {
+        client.release()
+      }
+    })
     app.get('/test/hold', async function hold () {
       const client = await app.pg.connect()
       await new Promise<void>((resolve) => { held.release = resolve })
@@ -68,6 +81,26 @@ t.test('pg_terminate_backend of the pool\'s idle connections does not crash the 
   t.equal(res.statusCode, 200, 'the next query works')
   t.same(res.json(), { one: 1 })
   t.equal((await app.inject({ url: '/health/ready' })).statusCode, 200)
+})
+
+t.test('losing the backend of a client checked out between statements does not crash the process; the request gets 503', async (t) => {
+  const held: { release?: () => void } = {}
+  const app = await build(t, { routes: routes(held), env: { DATABASE_URL: database.url, DATABASE_POOL_MAX: '2' } })
+  const transaction = app.inject({ url: '/test/transaction' })
+  while (!held.release) await sleep(10)
+
+  const admin = new pg.Client({ connectionString: database.adminUrl })
+  await admin.connect()
+  await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'app' AND application_name = 'secure-fastify-service'")
+  await admin.end()
+  await sleep(200)
+
+  held.release()
+  const res = await transaction
+  t.equal(res.statusCode, 503)
+  t.equal(res.json().code, 'SERVICE_UNAVAILABLE')
+  const next = await app.inject({ url: '/test/db' })
+  t.equal(next.statusCode, 200, 'the pool replaced the broken client')
 })
 
 t.test('an exhausted pool answers 503 quickly instead of hanging', async (t) => {
