@@ -200,7 +200,7 @@ export default fp(async function jwtPlugin (fastify) {
       (c.client_id === undefined || (c.sub === c.client_id && c.type === 'access'))
     if (!valid) throw invalid('The token is invalid')
     // RFC 8725 §3.12: a refresh token is not an access token, nor the reverse.
-    if (c.type !== type) throw invalid(`An ${type} token is required`)
+    if (c.type !== type) throw invalid(type === 'access' ? 'An access token is required' : 'A refresh token is required')
     return c as unknown as TokenClaims
   }
 
