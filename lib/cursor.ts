@@ -48,8 +48,11 @@ export function cursorCodec (secret: string, purpose: string): CursorCodec {
       const [payload, signature] = parts as [string, string]
       if (!BASE64URL.test(payload) || !BASE64URL.test(signature)) return null
       const given = Buffer.from(signature, 'base64url')
-      // Compare MACs in constant time; a length mismatch is already a forgery.
-      if (given.length !== MAC_BYTES || !timingSafeEqual(given, mac(scope, payload))) return null
+      // Only the canonical encoding: base64 ignores the unused low bits of the last
+      // character, so several strings would otherwise decode to one valid MAC.
+      if (given.length !== MAC_BYTES || given.toString('base64url') !== signature) return null
+      // Constant-time comparison, so the MAC cannot be found byte by byte.
+      if (!timingSafeEqual(given, mac(scope, payload))) return null
       const [createdAt, id, ...rest] = Buffer.from(payload, 'base64url').toString('utf8').split('|')
       // The MAC proves we wrote it; checking the shape anyway keeps a key leak from becoming SQL errors.
       if (rest.length > 0 || createdAt === undefined || id === undefined || !TIMESTAMP.test(createdAt) || !UUID.test(id)) return null

@@ -119,7 +119,12 @@ t.test('refuses a forged, edited or garbled cursor with a 400, never a 500 or a 
   const [payload, mac] = cursor.split('.') as [string, string]
   const position = Buffer.from(payload, 'base64url').toString()
   const [createdAt] = position.split('|')
+  // The same MAC bytes, spelled differently: the last character's unused low bits changed.
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  const twin = alphabet[alphabet.indexOf(mac.at(-1)!) ^ 1]!
+  t.same(Buffer.from(mac.slice(0, -1) + twin, 'base64url'), Buffer.from(mac, 'base64url'), 'a non-canonical spelling of the MAC')
   bad.push(
+    `${payload}.${mac.slice(0, -1)}${twin}`,
     payload, `${payload}.`, `.${mac}`, `${cursor}.x`, `${payload}.${mac}${mac}`, `${payload}.${mac.slice(0, -2)}`,
     // A position the client chose itself, with the old MAC or none.
     `${Buffer.from(`${createdAt}|${randomUUID()}`).toString('base64url')}.${mac}`,
