@@ -102,3 +102,13 @@ t.test('development starts with the defaults and logs exactly one insecure-defau
   server.child.kill('SIGTERM')
   await server.exited
 })
+
+t.test('a database unreachable at start stops the process before it listens, without logging the password', async (t) => {
+  const env = await productionEnv({ DATABASE_URL: 'postgresql://app:a-canary-db-password-123@127.0.0.1:1/app' })
+  const server = spawnServer(t, { ...env, PORT: '0', SHUTDOWN_DRAIN_DELAY: '0' })
+  const { code } = await server.exited
+  t.not(code, 0)
+  t.notMatch(server.stdout(), /Server listening/)
+  t.ok(server.lines.some((l) => l.level === 60 && l.msg === 'failed to start'), 'a fatal line says why')
+  t.notOk((server.stdout() + server.stderr()).includes('a-canary-db-password-123'), 'no password in the output')
+})
