@@ -47,13 +47,13 @@ export function expectedVersions (header: string | undefined, id: string): numbe
   if (header === undefined) return null
   const { any, tags } = members(header)
   if (any) return null
-  const digest = idDigest(id)
   const versions: number[] = []
   for (const { weak, tag } of tags) {
     const m = weak ? null : TAG.exec(tag)
-    if (!m || m[2] !== digest) continue
+    if (!m) continue
     const version = Number(m[1])
-    if (version >= 1 && version <= MAX_VERSION) versions.push(version)
+    // Character-for-character equal to a tag we would send: "01-…" is not "1-…".
+    if (version >= 1 && version <= MAX_VERSION && tag === etag(id, version)) versions.push(version)
   }
   return versions
 }

@@ -68,7 +68,7 @@ t.test('If-Match: a stale, foreign, weak or unreadable ETag is a 412 and changes
   // The other note, brought to version 2 too: its ETag names the same version, not the same note.
   const otherV2 = String((await injectAs(app, user.accessToken, { method: 'PATCH', url: `/notes/${other.note.id}`, payload: { title: 'o2' } })).headers.etag)
 
-  const refused = [v1, `W/${v2}`, otherV2, 'garbage', '"2"', '', '"99999999999-xxxxxxxxxxx"', `"2147483648-${v2.slice(3, -1)}"`, '"-1-xxxxxxxxxxx"']
+  const refused = [v1, `W/${v2}`, otherV2, 'garbage', '"2"', '', '"99999999999-xxxxxxxxxxx"', `"2147483648-${v2.slice(3, -1)}"`, '"-1-xxxxxxxxxxx"', `"0${v2.slice(1)}`, ` ${v2}x`]
   for (const ifMatch of refused) {
     for (const method of ['PATCH', 'DELETE'] as const) {
       const res = await injectAs(app, user.accessToken, {
