@@ -13,12 +13,18 @@ const here = import.meta.dirname
 
 /**
  * The root plugin. Plugins in plugins/ are loaded first, in the order their declared
- * dependencies give (each is a named fastify-plugin); the order today is
- *   env → lifecycle, request-id, security-headers, body, errors → postgres
- * then every folder of routes/ becomes a URL prefix (routes/health → /health).
+ * dependencies give (each is a named fastify-plugin; see the README's
+ * architecture section for the order), then every folder of routes/ becomes a URL
+ * prefix (routes/health → /health).
  */
 const app: FastifyPluginAsync<AppOptions> = async function app (fastify, opts) {
-  const config = opts.config ?? loadConfig(process.env, { dotenvDir: process.cwd() }).config
+  let config = opts.config
+  if (config === undefined) {
+    // Started by `fastify start`: nobody else has read the configuration or said its warnings.
+    const loaded = loadConfig(process.env, { dotenvDir: process.cwd() })
+    for (const warning of loaded.warnings) fastify.log.warn(warning)
+    config = loaded.config
+  }
 
   await fastify.register(AutoLoad, {
     dir: join(here, 'plugins'),

@@ -14,10 +14,10 @@ rmSync(join(root, 'dist'), { recursive: true, force: true })
 const build = spawnSync(bin('tsc'), ['-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' })
 if (build.status !== 0) process.exit(build.status ?? 1)
 
-// Validate before starting anything, with the message listing every problem.
+// Validate before starting anything, with the message listing every problem (the
+// app itself logs the warnings).
 const { loadConfigOrExit } = await import('../dist/lib/config.js')
-const { config, warnings } = loadConfigOrExit()
-for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`)
+const { config } = loadConfigOrExit()
 
 const tsc = spawn(bin('tsc'), ['-p', 'tsconfig.build.json', '--watch', '--preserveWatchOutput'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })
 const server = spawn(bin('fastify'), [
