@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { requestIdGenerator } from '../server-options.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -133,7 +134,10 @@ export default fp(async function metricsPlugin (fastify) {
     return
   }
 
+  const requestId = requestIdGenerator(config.REQUEST_ID_HEADER)
   const server = createServer(function serveMetrics (req, res) {
+    // Like every response of the service (SPEC §2), these carry a request id.
+    res.setHeader(config.REQUEST_ID_HEADER, requestId(req))
     const path = (req.url ?? '').split('?')[0]
     if ((req.method === 'GET' || req.method === 'HEAD') && path === '/metrics') {
       registry.metrics().then((text) => {

@@ -158,8 +158,9 @@ t.test('with METRICS_PORT, serves /metrics only on that port', async (t) => {
   t.equal(((await onMain.json()) as { code: string }).code, 'NOT_FOUND')
   await fetch(`http://127.0.0.1:${main}/health/live`).then((r) => r.arrayBuffer())
 
-  const scrape = await fetch(`http://127.0.0.1:${port}/metrics`)
+  const scrape = await fetch(`http://127.0.0.1:${port}/metrics`, { headers: { 'x-request-id': 'scrape-1' } })
   t.equal(scrape.status, 200)
+  t.equal(scrape.headers.get('x-request-id'), 'scrape-1', 'the request id is echoed here too')
   t.match(scrape.headers.get('content-type'), /^text\/plain; version=0\.0\.4/)
   const { samples } = parseMetrics(await scrape.text())
   t.equal(find(samples, 'http_requests_total', { route: '/health/live' })[0]?.value, 1, 'measures the main port')
@@ -167,6 +168,7 @@ t.test('with METRICS_PORT, serves /metrics only on that port', async (t) => {
 
   const other = await fetch(`http://127.0.0.1:${port}/health/live`)
   t.equal(other.status, 404, 'the metrics port serves nothing else')
+  t.match(other.headers.get('x-request-id'), /^[0-9a-f-]{36}$/)
   await other.arrayBuffer()
   const post = await fetch(`http://127.0.0.1:${port}/metrics`, { method: 'POST' })
   t.equal(post.status, 404)
