@@ -110,7 +110,7 @@ async function main () {
   let responsiveness
   if (selected.has('login')) {
     log('login under load: /health/live p99 while logins are hashed')
-    responsiveness = await loginResponsiveness(servicePort, seed)
+    responsiveness = await loginResponsiveness(servicePort)
   }
 
   const report = { date: new Date().toISOString(), machine: machine(), duration, connections, pinned: hasTaskset, results, responsiveness }
@@ -166,7 +166,7 @@ function load (port, route, conns) {
   })
 }
 
-async function loginResponsiveness (port, seed) {
+async function loginResponsiveness (port) {
   const logins = autocannon({
     url: `http://127.0.0.1:${port}/auth/login`,
     method: 'POST',
@@ -177,7 +177,6 @@ async function loginResponsiveness (port, seed) {
   })
   const live = autocannon({ url: `http://127.0.0.1:${port}/health/live`, connections, duration })
   const [l, h] = await Promise.all([logins, live])
-  void seed
   return {
     login: summarise(l),
     live: summarise(h),
@@ -201,7 +200,7 @@ function summarise (r, rss) {
 
 function print (report) {
   const lines = []
-  lines.push(`| route | server | req/s | p50 ms | p99 ms | p99.9 ms | errors | non-2xx | ratio | target | peak RSS MB |`)
+  lines.push('| route | server | req/s | p50 ms | p99 ms | p99.9 ms | errors | non-2xx | ratio | target | peak RSS MB |')
   lines.push('|---|---|---|---|---|---|---|---|---|---|---|')
   for (const r of report.results) {
     const ok = r.target === null ? '' : (r.ratio >= r.target ? 'met' : 'MISSED')
