@@ -41,13 +41,23 @@ function buildValidator () {
   }
 }
 
+// Objects that code tends to log whole, at the top level or under these keys.
+const REDACT_PARENTS = ['', 'req.', 'request.', 'res.', 'reply.', 'response.', 'err.', 'error.', 'data.', 'context.']
+const SECRET_KEYS = ['password', 'client_secret', 'access_token', 'refresh_token', 'token', 'secret']
+
+/**
+ * Explicit paths only: pino's wildcard paths (`*.password`) cost about 9 µs on every
+ * log line, more than a whole request to a bare route, where a hundred plain paths
+ * cost half a microsecond. So the shapes we log are listed rather than matched.
+ */
 function redactPaths (config: Config): string[] {
   const headers = new Set(['authorization', 'cookie', 'set-cookie', 'x-csrf-token', config.JWT_HEADER_NAME.toLowerCase()])
-  // Wherever headers get logged: `req.headers` (serializers), a handler's
-  // `log.info({ headers })`, or `log.info({ request: { headers } })`.
-  const paths = [...headers].flatMap((h) => [`headers["${h}"]`, `*.headers["${h}"]`])
-  for (const key of ['password', 'client_secret', 'access_token', 'refresh_token', 'token', 'secret']) {
-    paths.push(key, `*.${key}`, `body.${key}`, `req.body.${key}`)
+  const paths: string[] = []
+  for (const parent of REDACT_PARENTS) {
+    // Wherever headers get logged: `req.headers` (serializers), a handler's
+    // `log.info({ headers })`, or `log.info({ request: { headers } })`.
+    for (const h of headers) paths.push(`${parent}headers["${h}"]`)
+    for (const key of SECRET_KEYS) paths.push(`${parent}${key}`, `${parent}body.${key}`)
   }
   return paths
 }
