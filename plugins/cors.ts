@@ -34,11 +34,14 @@ export default fp(async function corsPlugin (fastify) {
 
   // The library answers a preflight without Access-Control-Request-Method with a
   // text/plain 400; this one has the error shape of every other 400.
-  fastify.addHook('onRequest', async function refuseMalformedPreflight (request) {
+  // (A callback hook: it runs on every request, and an async one costs a promise each time.)
+  fastify.addHook('onRequest', function refuseMalformedPreflight (request, _reply, done) {
     if (request.method === 'OPTIONS' && isAllowed(request.headers.origin) &&
       request.headers['access-control-request-method'] === undefined) {
-      throw new ApiError('BAD_REQUEST', 'A CORS preflight request needs an Access-Control-Request-Method header')
+      done(new ApiError('BAD_REQUEST', 'A CORS preflight request needs an Access-Control-Request-Method header'))
+      return
     }
+    done()
   })
 
   await fastify.register(cors, {

@@ -74,10 +74,13 @@ export default fp(async function lifecyclePlugin (fastify) {
   // connection that was busy) is told to retry elsewhere; the health probes answer
   // for themselves. preParsing runs after every onRequest hook, so the response
   // already carries the request id and security headers.
-  fastify.addHook('preParsing', async function refuseWhileClosed (request) {
+  // (A callback hook: it runs on every request, and an async one costs a promise each time.)
+  fastify.addHook('preParsing', function refuseWhileClosed (request, _reply, payload, done) {
     if (closed && !request.routeOptions.url?.startsWith('/health/')) {
-      throw new ApiError('SERVICE_UNAVAILABLE', 'The service is shutting down; retry', { 'retry-after': '1' })
+      done(new ApiError('SERVICE_UNAVAILABLE', 'The service is shutting down; retry', { 'retry-after': '1' }))
+      return
     }
+    done(null, payload)
   })
 
   // A response sent while closing tells its keep-alive connection to go away, so
