@@ -45,6 +45,10 @@ class ReportingStore implements Store {
   }
 
   child (routeOptions: Record<string, unknown>): Store {
+    // Limiters made with fastify.rateLimit(options) have no route here; their keys
+    // already name the route (plugins/rate-limit.ts), so they share this store.
+    const route = routeOptions.routeInfo as { url?: string } | undefined
+    if (route?.url === undefined) return this
     return new ReportingStore(this.#inner.child(routeOptions), this.#onError)
   }
 }

@@ -22,7 +22,8 @@ function uniqueHeaders (names: string[]): string[] {
  * reflection of anything that is not on the list (research: look-alike origins).
  *
  * Runs after request-id and security-headers, because a preflight is answered
- * inside this onRequest hook and hooks after it never run for it.
+ * inside this onRequest hook and hooks after it never run for it; and before the
+ * rate limiter, so that a 429 still carries the CORS headers a browser needs.
  */
 export default fp(async function corsPlugin (fastify) {
   const config = fastify.config
@@ -61,4 +62,4 @@ export default fp(async function corsPlugin (fastify) {
     strictPreflight: true,
     preflightContinue: false
   })
-}, { name: 'cors', dependencies: ['env', 'errors', 'request-id', 'security-headers', 'rate-limit'] })
+}, { name: 'cors', dependencies: ['env', 'errors', 'request-id', 'security-headers'] })

@@ -67,8 +67,35 @@ export default fp(async function rateLimitPlugin (fastify) {
     }) as unknown as RateLimitPluginOptions['store']
   }
 
-  await fastify.register(rateLimit, options)
+  await fastify.register(rateLimit, { ...options, global: false })
 
-  // The not-found handler is no route, so the onRoute hook above never limits it.
-  fastify.notFoundPreHandlers.push(fastify.rateLimit())
-}, { name: 'rate-limit', dependencies: ['env', 'errors', 'redis'] })
+  // One hook in the app's own context, so it runs before any route plugin's hooks
+  // (and after CORS, so a 429 can be read by a listed origin and its preflights pass):
+  // the library's global mode adds its hook to each route after the route's own
+  // onRequest hooks, so a request failing authentication (a token probe) was never
+  // counted. Routes with `config.rateLimit` get their own limiter, keyed by route so
+  // that their counters never mix with the global one (nor with each other's).
+  type Limiter = ReturnType<typeof fastify.rateLimit>
+  const globalLimiter = fastify.rateLimit()
+  // By route, not by config object: routes may share one config object (the auth routes do).
+  const routeLimiters = new Map<string, Limiter>()
+  fastify.addHook('onRoute', function prepareRouteLimiter (route) {
+    const own = (route.config as { rateLimit?: unknown } | undefined)?.rateLimit
+    if (own === undefined || own === null || own === false) return
+    if (typeof own !== 'object') throw new Error(`route ${route.url}: config.rateLimit must be an object or false`)
+    // The library's own per-route key format: METHOD + URL + '-' + client.
+    const prefix = `${String(route.method)}${route.url}-`
+    routeLimiters.set(prefix, fastify.rateLimit({ ...own, keyGenerator: (request: FastifyRequest) => prefix + clientKey(request) }))
+  })
+  fastify.addHook('onRequest', function limitRequest (request, reply, done) {
+    const own = (request.routeOptions.config as { rateLimit?: unknown }).rateLimit
+    if (own === false) return done()
+    const route = request.routeOptions
+    const limiter = (own !== undefined && own !== null ? routeLimiters.get(`${String(route.method)}${route.url}-`) : undefined) ?? globalLimiter
+    limiter.call(fastify, request, reply).then(() => done(), done)
+  })
+
+  // Unknown URLs pass through the hook above too (the not-found route lives in this
+  // context); this keeps them counted should the 404 handler ever move.
+  fastify.notFoundPreHandlers.push(globalLimiter)
+}, { name: 'rate-limit', dependencies: ['env', 'errors', 'redis', 'cors'] })

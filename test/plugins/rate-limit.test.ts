@@ -162,6 +162,34 @@ t.test('limits the real auth routes when they exist', async (t) => {
   }
 })
 
+t.test('counts requests that fail authentication, so token probing is limited too', async (t) => {
+  const app = await build(t, { env: { RATE_LIMIT_MAX: '3' } })
+  const statuses: number[] = []
+  for (let i = 0; i < 4; i++) {
+    const res = await app.inject({
+      method: 'GET',
+      url: i % 2 === 0 ? '/notes' : '/auth/me',
+      headers: { authorization: `Bearer not.a.token${i}` },
+      remoteAddress: '198.51.100.77'
+    })
+    statuses.push(res.statusCode)
+    t.ok(res.headers['x-ratelimit-limit'], `attempt ${i + 1} carries the rate-limit headers`)
+  }
+  t.same(statuses, [401, 401, 401, 429], 'the fourth guess within the window is refused before authentication')
+})
+
+t.test('keeps each route\'s own limit apart from the global one and from other routes', async (t) => {
+  const app = await build(t, { env: { RATE_LIMIT_AUTH_MAX: '1', RATE_LIMIT_MAX: '100' } })
+  const remoteAddress = '198.51.100.78'
+  const login = await app.inject({ method: 'POST', url: '/auth/login', payload: {}, remoteAddress })
+  t.equal(login.headers['x-ratelimit-limit'], '1')
+  const register = await app.inject({ method: 'POST', url: '/auth/register', payload: {}, remoteAddress })
+  t.not(register.statusCode, 429, 'registering is counted apart from logging in')
+  const live = await app.inject({ method: 'GET', url: '/notes', remoteAddress })
+  t.equal(live.headers['x-ratelimit-limit'], '100', 'other routes keep the global limit')
+  t.equal(live.headers['x-ratelimit-remaining'], '99', 'and their own count')
+})
+
 t.test('opens a new window once the old one ends', async (t) => {
   const app = await buildWith(t, { RATE_LIMIT_MAX: '1', RATE_LIMIT_WINDOW: '400' }, testRoutes)
   t.equal((await app.inject({ method: 'GET', url: '/ip' })).statusCode, 200)
