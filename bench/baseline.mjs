@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
-import argon2 from 'argon2'
+import { verify } from '@node-rs/argon2'
 import pg from 'pg'
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 })
@@ -48,7 +48,7 @@ app.post('/notes', { onRequest: authenticate }, async (request, reply) => {
 app.post('/auth/login', async (request, reply) => {
   const { rows } = await pool.query('SELECT id, email, password_hash FROM users WHERE email = lower($1)', [request.body.email.trim()])
   const user = rows[0]
-  if (!user || !(await argon2.verify(user.password_hash, request.body.password))) return reply.code(401).send({ error: 'invalid' })
+  if (!user || !(await verify(user.password_hash, request.body.password))) return reply.code(401).send({ error: 'invalid' })
   const refreshJti = randomUUID()
   const session = await pool.query(
     `INSERT INTO sessions (user_id, refresh_jti, expires_at)

@@ -1,24 +1,30 @@
 import { randomBytes } from 'node:crypto'
-import argon2 from 'argon2'
+import { hash, verify } from '@node-rs/argon2'
 
-// OWASP ASVS 5.0 §11.4.2 / Appendix C: argon2id with t=2, m=19 MiB, p=1. The
-// package's defaults (64 MiB, p=4) would let a handful of concurrent logins take
-// most of the memory and both cores of a small replica.
+// @node-rs/argon2: prebuilt for every platform as an optional package, so it needs
+// no compiler and loads on Node.js 20 as on 22/24 (the `argon2` package's prebuilt
+// binary needs Node-API 10 and crashed Node.js 20 when not compiled locally).
+// Hashing runs on libuv's thread pool, never on the event loop.
+//
+// OWASP ASVS 5.0 §11.4.2 / Appendix C: argon2id with t=2, m=19 MiB, p=1, stated
+// here rather than left to a library default; more memory or lanes would let a
+// handful of concurrent logins take most of the memory and both cores of a replica.
 export const ARGON2_OPTIONS = {
-  type: argon2.argon2id,
+  // Algorithm.Argon2id (a const enum, which isolatedModules cannot read).
+  algorithm: 2,
   timeCost: 2,
   memoryCost: 19_456,
   parallelism: 1
 } as const
 
 export function hashPassword (password: string): Promise<string> {
-  return argon2.hash(password, ARGON2_OPTIONS)
+  return hash(password, ARGON2_OPTIONS)
 }
 
 /** False for a wrong password and for a hash that cannot be read: never throws on input. */
-export async function verifyPassword (hash: string, password: string): Promise<boolean> {
+export async function verifyPassword (stored: string, password: string): Promise<boolean> {
   try {
-    return await argon2.verify(hash, password)
+    return await verify(stored, password)
   } catch {
     return false
   }
