@@ -23,7 +23,7 @@ FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: no dependency runs code at install time (supply chain); the
-# compiler needs none, and argon2 ships prebuilt binaries inside its package.
+# compiler needs none, and @node-rs/argon2 installs a prebuilt binary package.
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --ignore-scripts --no-audit --no-fund
 # .dockerignore keeps .env, .data, node_modules, dist, tests and .git out.
