@@ -109,15 +109,20 @@ export default fp(async function metricsPlugin (fastify) {
   fastify.decorate('metrics', metrics)
 
   // One hook and one observation per request; the labels are values Fastify already holds.
+  // prom-client hashes a labels object on every observe(); a series' child, looked
+  // up by a plain string key, skips that (the set of keys is bounded: route patterns).
+  const series = new Map<string, { observe: (value: number) => void }>()
   fastify.addHook('onResponse', function observeRequest (request, reply, done) {
     const options = request.routeOptions
     if (options.config.metrics !== false) {
-      const labels = {
-        method: request.method,
-        route: request.is404 ? UNMATCHED_ROUTE : (options.url ?? UNMATCHED_ROUTE),
-        status_code: reply.statusCode
+      const route = request.is404 ? UNMATCHED_ROUTE : (options.url ?? UNMATCHED_ROUTE)
+      const key = `${request.method} ${reply.statusCode} ${route}`
+      let child = series.get(key)
+      if (child === undefined) {
+        child = duration.labels({ method: request.method, route, status_code: reply.statusCode })
+        series.set(key, child)
       }
-      duration.observe(labels, reply.elapsedTime / 1000)
+      child.observe(reply.elapsedTime / 1000)
     }
     done()
   })
