@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto'
+import { availableParallelism } from 'node:os'
+import pLimit from 'p-limit'
 import { hash, verify } from '@node-rs/argon2'
 
 // @node-rs/argon2: prebuilt for every platform as an optional package, so it needs
@@ -17,14 +19,19 @@ export const ARGON2_OPTIONS = {
   parallelism: 1
 } as const
 
+// Each hash holds 19 MiB while it runs. More hashes at once than cores would only
+// queue for CPU while holding memory (four at once pushed a replica past 200 MB), so
+// extra logins wait here instead: same throughput, bounded memory.
+const hashing = pLimit(Math.max(1, Math.min(4, availableParallelism())))
+
 export function hashPassword (password: string): Promise<string> {
-  return hash(password, ARGON2_OPTIONS)
+  return hashing(() => hash(password, ARGON2_OPTIONS))
 }
 
 /** False for a wrong password and for a hash that cannot be read: never throws on input. */
 export async function verifyPassword (stored: string, password: string): Promise<boolean> {
   try {
-    return await verify(stored, password)
+    return await hashing(() => verify(stored, password))
   } catch {
     return false
   }
