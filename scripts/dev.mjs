@@ -26,9 +26,14 @@ const server = spawn(bin('fastify'), [
   '--ignore-watch=.ts$ .data test bench docs deploy .tap coverage',
   '--address', config.HOST, '--port', String(config.PORT),
   'dist/app.js'
-], { cwd: root, stdio: 'inherit' })
+  // Its own process group: fastify-cli's watcher forks the app, and stopping only
+  // the watcher would leave the app (and its embedded PostgreSQL) running.
+], { cwd: root, stdio: 'inherit', detached: true })
 
-const stop = (signal) => { tsc.kill(signal); server.kill(signal) }
+const stop = (signal) => {
+  tsc.kill(signal)
+  try { process.kill(-server.pid, signal) } catch {}
+}
 process.on('SIGINT', () => stop('SIGINT'))
 process.on('SIGTERM', () => stop('SIGTERM'))
 server.on('exit', (code) => { tsc.kill(); process.exit(code ?? 0) })
