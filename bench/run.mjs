@@ -3,7 +3,8 @@
 // (bench/baseline.mjs) in the same run, with the same connections and duration,
 // and reports each route's throughput and latency as a ratio to the baseline.
 //
-//   npm run bench -- [--duration 10] [--connections 50] [--routes live,me,notes,create,login] [--smoke]
+//   npm run bench -- [--duration 10] [--connections 50] [--routes live,me,notes,create,login]
+//                    [--log-level info] [--smoke] [--no-pin]
 //
 // The servers are pinned to core 0 and this load generator to core 1 when
 // `taskset` exists, so that the two do not compete for the same core.
@@ -23,7 +24,9 @@ const { values: args } = parseArgs({
     connections: { type: 'string', default: '50' },
     routes: { type: 'string', default: 'live,me,notes,create,login' },
     smoke: { type: 'boolean', default: false },
-    'no-pin': { type: 'boolean', default: false }
+    'no-pin': { type: 'boolean', default: false },
+    // The service's LOG_LEVEL: info (production's default) logs a line per request.
+    'log-level': { type: 'string', default: 'info' }
   }
 })
 const duration = args.smoke ? 2 : Number(args.duration)
@@ -78,7 +81,7 @@ async function main () {
     RATE_LIMIT_MAX: '1000000000',
     RATE_LIMIT_AUTH_MAX: '1000000000',
     SHUTDOWN_DRAIN_DELAY: '0',
-    LOG_LEVEL: 'info'
+    LOG_LEVEL: args['log-level']
   })
   await waitReady(servicePort, '/health/ready')
   const seed = await seedData(`http://127.0.0.1:${servicePort}`)
@@ -113,7 +116,7 @@ async function main () {
     responsiveness = await loginResponsiveness(servicePort)
   }
 
-  const report = { date: new Date().toISOString(), machine: machine(), duration, connections, pinned: hasTaskset, results, responsiveness }
+  const report = { date: new Date().toISOString(), machine: machine(), duration, connections, pinned: hasTaskset, logLevel: args['log-level'], results, responsiveness }
   print(report)
   if (!args.smoke) writeResults(report)
 
@@ -213,7 +216,7 @@ function print (report) {
     lines.push(`While logins were hashed (${x.login.reqPerSec} logins/s, p99 ${x.login.p99} ms): /health/live ${x.live.reqPerSec} req/s, p99 ${x.liveP99Ms} ms (target < 25 ms), errors ${x.live.errors + x.login.errors}`)
   }
   report.markdown = lines.join('\n')
-  process.stdout.write(`\nBenchmark: ${report.duration} s per route, ${report.connections} connections, ${report.pinned ? 'servers on core 0, load on core 1' : 'not pinned'}\n${report.machine}\n\n${report.markdown}\n`)
+  process.stdout.write(`\nBenchmark: ${report.duration} s per route, ${report.connections} connections, ${report.pinned ? 'servers on core 0, load on core 1' : 'not pinned'}, service LOG_LEVEL=${report.logLevel}\n${report.machine}\n\n${report.markdown}\n`)
 }
 
 function writeResults (report) {
