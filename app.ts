@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import type { FastifyPluginAsync } from 'fastify'
 import AutoLoad from '@fastify/autoload'
 import { loadConfig, loadConfigOrExit, type Config } from './lib/config.js'
-import { buildServerOptions } from './server-options.js'
+import { buildServerOptions, hasServerOptions } from './server-options.js'
 
 export interface AppOptions {
   /** Validated configuration; read from the environment when absent (fastify start). */
@@ -18,6 +18,12 @@ const here = import.meta.dirname
  * prefix (routes/health → /health).
  */
 const app: FastifyPluginAsync<AppOptions> = async function app (fastify, opts) {
+  // Without the shared server options, request ids would go unvalidated, bodies be
+  // coerced and stripped, logs unredacted and proxies untrusted-but-unknown: better
+  // not to start than to run like that.
+  if (!hasServerOptions(fastify.initialConfig)) {
+    throw new Error('The server options are missing: start the app with `fastify start --options dist/app.js` (or `node dist/server.js`)')
+  }
   let config = opts.config
   if (config === undefined) {
     // Started by `fastify start`: nobody else has read the configuration or said its warnings.

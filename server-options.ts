@@ -148,6 +148,17 @@ function clientErrorHandler (requestIdHeader: string) {
   }
 }
 
+const REQUEST_TIMEOUT_MS = 30_000
+const KEEP_ALIVE_TIMEOUT_MS = 72_000
+
+/**
+ * Whether a Fastify instance was built with these options (its initial config
+ * carries our timeouts): `fastify start` without `--options` builds one without them.
+ */
+export function hasServerOptions (initialConfig: { requestTimeout?: number, keepAliveTimeout?: number }): boolean {
+  return initialConfig.requestTimeout === REQUEST_TIMEOUT_MS && initialConfig.keepAliveTimeout === KEEP_ALIVE_TIMEOUT_MS
+}
+
 export function buildServerOptions (config: Config): FastifyServerOptions {
   return {
     logger: {
@@ -169,10 +180,10 @@ export function buildServerOptions (config: Config): FastifyServerOptions {
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     // A slow client cannot hold a request open forever (Fastify's default is no limit).
-    requestTimeout: 30_000,
+    requestTimeout: REQUEST_TIMEOUT_MS,
     connectionTimeout: 60_000,
     // Above the idle timeout of common ingresses (60 s) so they, not we, close idle sockets.
-    keepAliveTimeout: 72_000,
+    keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
     // Idle keep-alive sockets close at once on shutdown; in-flight requests finish.
     forceCloseConnections: 'idle',
     // plugins/lifecycle.ts answers requests that arrive while closing, in the error
