@@ -14,3 +14,6 @@ export type ErrorBody = Static<typeof ErrorSchema>
 export const ErrorRef = Type.Unsafe<ErrorBody>({ $ref: 'Error#' })
 
 export const UuidSchema = Type.String({ format: 'uuid' })
+
+/** For routes that take no query parameters: an unknown one is a 400, never ignored (SPEC §2). */
+export const NoQuery = Type.Object({}, { additionalProperties: false })

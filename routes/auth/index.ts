@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import { Type } from 'typebox'
-import { ErrorRef } from '../../schemas/common.js'
+import { ErrorRef, NoQuery } from '../../schemas/common.js'
 import { BEARER, authenticated } from '../../schemas/openapi.js'
 import { CredentialsSchema, MeSchema, RegisteredSchema, TokenPairSchema, type TokenPair } from '../../schemas/auth.js'
 import { ApiError } from '../../lib/errors.js'
@@ -18,7 +18,6 @@ const REVOKED_CHALLENGE = { 'www-authenticate': 'Bearer realm="api", error="inva
 const unauthorized = { 401: ErrorRef }
 const invalidBody = { 400: ErrorRef, 413: ErrorRef, 415: ErrorRef, 429: ErrorRef, 503: ErrorRef }
 // No query parameters anywhere (SPEC §2: an unknown one is a 400, tokens never travel in URLs).
-const NoQuery = Type.Object({}, { additionalProperties: false })
 // Routes without a body accept none, or an empty JSON object.
 const NoBody = Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })])
 

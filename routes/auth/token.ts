@@ -1,8 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import formbody from '@fastify/formbody'
-import { Type } from 'typebox'
-import { ErrorRef } from '../../schemas/common.js'
+import { ErrorRef, NoQuery } from '../../schemas/common.js'
 import { OAuthErrorSchema, TokenRequestSchema, TokenResponseSchema, type OAuthError } from '../../schemas/auth.js'
 import { verifyDummy, verifyPassword } from '../../lib/passwords.js'
 import { findClient, SCOPE_TOKEN } from '../../lib/repositories/clients.js'
@@ -85,7 +84,7 @@ const token: FastifyPluginAsyncTypebox = async function token (fastify) {
       tags: ['auth'],
       summary: 'OAuth 2.0 client credentials grant (service clients)',
       description: 'application/x-www-form-urlencoded or JSON. Client authentication by HTTP Basic or client_id/client_secret in the body.',
-      querystring: Type.Object({}, { additionalProperties: false }),
+      querystring: NoQuery,
       body: TokenRequestSchema,
       response: { 200: TokenResponseSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema, 413: ErrorRef, 415: ErrorRef, 429: ErrorRef, 503: ErrorRef }
     }

@@ -4,6 +4,7 @@ import { ApiError } from '../../lib/errors.js'
 import { cursorCodec } from '../../lib/cursor.js'
 import { etag, expectedVersions, noneMatch } from '../../lib/etag.js'
 import { authenticated } from '../../schemas/openapi.js'
+import { NoQuery } from '../../schemas/common.js'
 import {
   CreateNoteBody, IfMatchHeaders, IfNoneMatchHeaders, ListNotesQuery, NoContent, NoteListSchema, NoteParams,
   UpdateNoteBody, errors, noteResponse
@@ -53,6 +54,7 @@ const notes: FastifyPluginAsyncTypebox = async function notes (fastify) {
     schema: {
       tags: ['notes'],
       summary: 'Create a note',
+      querystring: NoQuery,
       security: authenticated('notes:write'),
       body: CreateNoteBody,
       response: { 201: noteResponse('The new note', true), ...errors(400, 401, 403, 413, 415, 429) }
@@ -106,6 +108,7 @@ const notes: FastifyPluginAsyncTypebox = async function notes (fastify) {
     schema: {
       tags: ['notes'],
       summary: 'Read a note',
+      querystring: NoQuery,
       security: authenticated('notes:read'),
       params: NoteParams,
       headers: IfNoneMatchHeaders,
@@ -127,6 +130,7 @@ const notes: FastifyPluginAsyncTypebox = async function notes (fastify) {
     schema: {
       tags: ['notes'],
       summary: 'Change a note',
+      querystring: NoQuery,
       description: 'Send If-Match with the ETag you read: if someone changed the note since, the answer is 412 and nothing changes.',
       security: authenticated('notes:write'),
       params: NoteParams,
@@ -148,6 +152,7 @@ const notes: FastifyPluginAsyncTypebox = async function notes (fastify) {
     schema: {
       tags: ['notes'],
       summary: 'Delete a note',
+      querystring: NoQuery,
       security: authenticated('notes:write'),
       params: NoteParams,
       headers: IfMatchHeaders,
