@@ -4,7 +4,7 @@ import type { Socket } from 'node:net'
 import { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions, type FastifyRequest } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
 import type { Config } from './lib/config.js'
-import { codeForStatus, reasonPhrase, type ErrorCode } from './lib/errors.js'
+import { codeForStatus, errorBody, reasonPhrase, type ErrorCode } from './lib/errors.js'
 import { trustProxyOption } from './lib/trust-proxy.js'
 
 // The one source of Fastify's server options, used by server.ts, by
@@ -62,6 +62,17 @@ function redactPaths (config: Config): string[] {
   return paths
 }
 
+function completionLine (request: FastifyRequest, reply: FastifyReply, route: string | null) {
+  return {
+    method: request.method,
+    route,
+    url: request.url.split('?')[0],
+    statusCode: reply.statusCode,
+    responseTime: Math.round(reply.elapsedTime * 100) / 100,
+    remoteAddress: request.ip
+  }
+}
+
 /**
  * One line per request, at completion, with what an operator filters on (SPEC §1
  * LOG_LEVEL): reqId (from the child logger), method, route pattern, status, time.
@@ -71,14 +82,7 @@ class RequestLogController extends LogController {
   override incomingRequest (): void {}
 
   override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    const line = {
-      method: request.method,
-      route: request.routeOptions.url ?? null,
-      url: request.url.split('?')[0],
-      statusCode: reply.statusCode,
-      responseTime: Math.round(reply.elapsedTime * 100) / 100,
-      remoteAddress: request.ip
-    }
+    const line = completionLine(request, reply, request.routeOptions.url ?? null)
     if (error) request.log.error({ ...line, err: error }, 'request errored')
     else request.log.info(line, 'request completed')
   }
@@ -114,16 +118,9 @@ function frameworkErrorHandler (requestIdHeader: string) {
     request.log.info({ code, statusCode, reason: error.code }, 'request refused')
     reply.code(statusCode).headers({ ...BARE_HEADERS, [requestIdHeader]: request.id })
       .type('application/json; charset=utf-8')
-      .send(JSON.stringify({ statusCode, error: reasonPhrase(statusCode), code, message, requestId: request.id }))
+      .send(JSON.stringify(errorBody(statusCode, code, message, request.id)))
     // The log controller is not called on this path: the completion line is written here.
-    request.log.info({
-      method: request.method,
-      route: null,
-      url: request.url.split('?')[0],
-      statusCode,
-      responseTime: Math.round(reply.elapsedTime * 100) / 100,
-      remoteAddress: request.ip
-    }, 'request completed')
+    request.log.info(completionLine(request, reply, null), 'request completed')
   }
 }
 
@@ -137,7 +134,7 @@ function clientErrorHandler (requestIdHeader: string) {
     if (error.code === 'ECONNRESET' || socket.destroyed) return
     const statusCode = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
     const id = randomUUID()
-    const body = JSON.stringify({ statusCode, error: reasonPhrase(statusCode), code: codeForStatus(statusCode), message: 'The request could not be read', requestId: id })
+    const body = JSON.stringify(errorBody(statusCode, codeForStatus(statusCode), 'The request could not be read', id))
     this.log.debug({ reqId: id, code: error.code, statusCode }, 'client error')
     if (socket.writable) {
       const headers = Object.entries({ ...BARE_HEADERS, 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), [requestIdHeader]: id, connection: 'close' })

@@ -41,6 +41,11 @@ export function isErrorCode (code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code)
 }
 
+/** The one error body of SPEC §2 (schemas/common.ts ErrorSchema). */
+export function errorBody (statusCode: number, code: ErrorCode, message: string, requestId: string) {
+  return { statusCode, error: reasonPhrase(statusCode), code, message, requestId }
+}
+
 export function reasonPhrase (statusCode: number): string {
   return STATUS_CODES[statusCode] ?? 'Error'
 }

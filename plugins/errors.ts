@@ -1,7 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ErrorSchema, type ErrorBody } from '../schemas/common.js'
-import { ApiError, codeForStatus, isErrorCode, reasonPhrase, type ErrorCode } from '../lib/errors.js'
+import { ApiError, codeForStatus, errorBody, isErrorCode, type ErrorCode } from '../lib/errors.js'
 import { isDatabaseUnavailable } from '../lib/db-errors.js'
 
 export type NotFoundPreHandler = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
@@ -72,8 +72,8 @@ function mapError (error: FastifyError, development: boolean): Mapped {
   return { statusCode: 500, code: 'INTERNAL_ERROR', message: development ? error.message : 'An internal error occurred', headers: {} }
 }
 
-export function errorBody (request: FastifyRequest, statusCode: number, code: ErrorCode, message: string): ErrorBody {
-  return { statusCode, error: reasonPhrase(statusCode), code, message, requestId: request.id }
+function requestErrorBody (request: FastifyRequest, statusCode: number, code: ErrorCode, message: string): ErrorBody {
+  return errorBody(statusCode, code, message, request.id)
 }
 
 /**
@@ -96,7 +96,7 @@ export default fp(async function errorsPlugin (fastify) {
     }
     reply.code(mapped.statusCode).headers(mapped.headers)
       .type('application/json; charset=utf-8')
-      .send(errorBody(request, mapped.statusCode, mapped.code, mapped.message))
+      .send(requestErrorBody(request, mapped.statusCode, mapped.code, mapped.message))
   })
 
   const notFoundPreHandlers: NotFoundPreHandler[] = []
@@ -111,6 +111,6 @@ export default fp(async function errorsPlugin (fastify) {
     }
   }, function notFound (request, reply) {
     reply.code(404).type('application/json; charset=utf-8')
-      .send(errorBody(request, 404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`))
+      .send(requestErrorBody(request, 404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`))
   })
 }, { name: 'errors', dependencies: ['env'] })
