@@ -3,8 +3,10 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyServerOptions, type FastifyRequest } from 'fastify'
 import { AjvCompiler } from '@fastify/ajv-compiler'
+import pino from 'pino'
 import type { Config } from './lib/config.js'
 import { codeForStatus, errorBody, reasonPhrase, type ErrorCode } from './lib/errors.js'
+import { RequestLogger, requestLogger } from './lib/request-logger.js'
 import { trustProxyOption } from './lib/trust-proxy.js'
 
 // The one source of Fastify's server options, used by server.ts, by
@@ -62,8 +64,10 @@ function redactPaths (config: Config): string[] {
   return paths
 }
 
-function completionLine (request: FastifyRequest, reply: FastifyReply, route: string | null) {
+/** The completion line; with `reqId` when it is written through a logger without that binding. */
+function completionLine (request: FastifyRequest, reply: FastifyReply, route: string | null, reqId?: string) {
   return {
+    reqId,
     method: request.method,
     route,
     url: request.url.split('?')[0],
@@ -82,9 +86,10 @@ class RequestLogController extends LogController {
   override incomingRequest (): void {}
 
   override requestCompleted (error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
-    const line = completionLine(request, reply, request.routeOptions.url ?? null)
-    if (error) request.log.error({ ...line, err: error }, 'request errored')
-    else request.log.info(line, 'request completed')
+    const route = request.routeOptions.url ?? null
+    if (error) request.log.error({ ...completionLine(request, reply, route), err: error }, 'request errored')
+    else if (request.log instanceof RequestLogger) request.log.parent.info(completionLine(request, reply, route, request.id), 'request completed')
+    else request.log.info(completionLine(request, reply, route), 'request completed')
   }
 }
 
@@ -145,6 +150,20 @@ function clientErrorHandler (requestIdHeader: string) {
   }
 }
 
+/**
+ * Log lines are written to stdout synchronously, as Node writes to a pipe on Linux.
+ * pino's default is an asynchronous write through libuv's thread pool, which costs
+ * a thread handoff per batch of lines (a quarter of a bare route's time on a
+ * one-core pod, BENCHMARKS.md) and loses the lines still queued when the process
+ * dies: the last ones, which are the ones an investigation needs.
+ * One destination per process, whichever number of apps it builds.
+ */
+let stdout: pino.DestinationStream | undefined
+function stdoutDestination (): pino.DestinationStream {
+  stdout ??= pino.destination({ dest: 1, sync: true })
+  return stdout
+}
+
 const REQUEST_TIMEOUT_MS = 30_000
 const KEEP_ALIVE_TIMEOUT_MS = 72_000
 
@@ -160,6 +179,7 @@ export function buildServerOptions (config: Config): FastifyServerOptions {
   return {
     logger: {
       level: config.LOG_LEVEL,
+      stream: stdoutDestination(),
       redact: { paths: redactPaths(config), censor: '[redacted]' },
       serializers: {
         // Only what an operator needs; headers (cookies, tokens) and query strings stay out.
@@ -169,6 +189,7 @@ export function buildServerOptions (config: Config): FastifyServerOptions {
       }
     },
     logController: new RequestLogController({ requestIdLogLabel: 'reqId' }),
+    childLoggerFactory: requestLogger,
     requestIdHeader: false,
     genReqId: requestIdGenerator(config.REQUEST_ID_HEADER),
     // A hop count or an address/CIDR list: never `true`, which would let any client pick its own address.

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyInstance } from 'fastify'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type MetricObjectWithValues, type MetricValueWithName } from 'prom-client'
 import { requestIdGenerator } from '../server-options.js'
 
 declare module 'fastify' {
@@ -27,26 +27,88 @@ export const UNMATCHED_ROUTE = 'unmatched'
 
 // Request latencies of a JSON API: from 5 ms to the 30 s request timeout.
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+const DURATION = 'http_request_duration_seconds'
+const DURATION_HELP = 'Time from request to response, by route pattern'
 
-function buildRegistry (fastify: FastifyInstance): { registry: Registry, duration: Histogram<string> } {
+const LABEL_NAMES = ['method', 'route', 'status_code'] as const
+type LabelName = typeof LABEL_NAMES[number]
+type Labels = Record<LabelName, string | number>
+interface Series { labels: Labels, buckets: Float64Array, sum: number, count: number }
+
+/**
+ * http_request_duration_seconds, with each series a plain array of counts found by
+ * a string key. prom-client's `observe`, even on a labelled child, validates and
+ * hashes the labels on every call: that was the largest single cost of a bare
+ * route (BENCHMARKS.md). prom-client still registers this histogram and writes it
+ * out; only the counting is ours, and the export is its format: cumulative
+ * `_bucket` series ending at `+Inf`, then `_sum` and `_count`.
+ */
+export class RequestDurationHistogram extends Histogram<LabelName> {
+  readonly #series = new Map<string, Series>()
+
+  constructor (registry: Registry) {
+    super({ name: DURATION, help: DURATION_HELP, labelNames: LABEL_NAMES, buckets: DURATION_BUCKETS, registers: [registry] })
+  }
+
+  /** One request's duration, in seconds. */
+  record (method: string, route: string, status: number, seconds: number): void {
+    const key = `${method} ${status} ${route}`
+    let series = this.#series.get(key)
+    if (series === undefined) {
+      series = { labels: { method, route, status_code: status }, buckets: new Float64Array(DURATION_BUCKETS.length), sum: 0, count: 0 }
+      this.#series.set(key, series)
+    }
+    for (let i = 0; i < DURATION_BUCKETS.length; i++) {
+      if (seconds <= DURATION_BUCKETS[i]!) {
+        series.buckets[i]!++
+        break
+      }
+    }
+    series.sum += seconds
+    series.count++
+  }
+
+  override reset (): void {
+    // Histogram's constructor calls reset() before this class's fields exist.
+    if (#series in this) this.#series.clear()
+    super.reset()
+  }
+
+  override async get (): Promise<MetricObjectWithValues<MetricValueWithName<LabelName>>> {
+    const values: MetricValueWithName<LabelName | 'le'>[] = []
+    for (const { labels, buckets, sum, count } of this.#series.values()) {
+      let cumulative = 0
+      for (let i = 0; i < DURATION_BUCKETS.length; i++) {
+        cumulative += buckets[i]!
+        values.push({ labels: { le: DURATION_BUCKETS[i]!, ...labels }, value: cumulative, metricName: `${DURATION}_bucket` })
+      }
+      values.push(
+        { labels: { le: '+Inf', ...labels }, value: count, metricName: `${DURATION}_bucket` },
+        { labels: { ...labels }, value: sum, metricName: `${DURATION}_sum` },
+        { labels: { ...labels }, value: count, metricName: `${DURATION}_count` }
+      )
+    }
+    return { name: DURATION, help: DURATION_HELP, type: 'histogram', aggregator: 'sum', values } as unknown as MetricObjectWithValues<MetricValueWithName<LabelName>>
+  }
+
+  // The registry prefers this to get() when a metric has it, as Histogram does.
+  getForPromString (): ReturnType<RequestDurationHistogram['get']> {
+    return this.get()
+  }
+}
+
+function buildRegistry (fastify: FastifyInstance): { registry: Registry, duration: RequestDurationHistogram } {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
 
-  const labelNames = ['method', 'route', 'status_code'] as const
-  const duration = new Histogram({
-    name: 'http_request_duration_seconds',
-    help: 'Time from request to response, by route pattern',
-    labelNames,
-    buckets: DURATION_BUCKETS,
-    registers: [registry]
-  })
+  const duration = new RequestDurationHistogram(registry)
   // The histogram already counts every request: the counter is derived from it at
   // scrape time, so a request pays for one observation, not two.
   // eslint-disable-next-line no-new
   new Counter({
     name: 'http_requests_total',
     help: 'Requests answered, by route pattern',
-    labelNames,
+    labelNames: LABEL_NAMES,
     registers: [registry],
     async collect () {
       const { values } = await duration.get()
@@ -108,21 +170,13 @@ export default fp(async function metricsPlugin (fastify) {
   const metrics: Metrics = { registry, server: undefined }
   fastify.decorate('metrics', metrics)
 
-  // One hook and one observation per request; the labels are values Fastify already holds.
-  // prom-client hashes a labels object on every observe(); a series' child, looked
-  // up by a plain string key, skips that (the set of keys is bounded: route patterns).
-  const series = new Map<string, { observe: (value: number) => void }>()
+  // One hook and one observation per request; the labels are values Fastify already
+  // holds, and the set of series keys is bounded (route patterns).
   fastify.addHook('onResponse', function observeRequest (request, reply, done) {
     const options = request.routeOptions
     if (options.config.metrics !== false) {
       const route = request.is404 ? UNMATCHED_ROUTE : (options.url ?? UNMATCHED_ROUTE)
-      const key = `${request.method} ${reply.statusCode} ${route}`
-      let child = series.get(key)
-      if (child === undefined) {
-        child = duration.labels({ method: request.method, route, status_code: reply.statusCode })
-        series.set(key, child)
-      }
-      child.observe(reply.elapsedTime / 1000)
+      duration.record(request.method, route, reply.statusCode, reply.elapsedTime / 1000)
     }
     done()
   })
