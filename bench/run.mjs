@@ -3,11 +3,17 @@
 // (bench/baseline.mjs) in the same run, with the same connections and duration,
 // and reports each route's throughput and latency as a ratio to the baseline.
 //
-//   npm run bench -- [--duration 10] [--connections 50] [--routes live,me,notes,create,login]
+//   npm run bench -- [--duration 10] [--round 2] [--connections 50] [--routes live,me,notes,create,login]
 //                    [--log-level info] [--smoke] [--no-pin]
 //
 // The servers are pinned to core 0 and this load generator to core 1 when
 // `taskset` exists, so that the two do not compete for the same core.
+//
+// Each route is measured in rounds: baseline then service, service then
+// baseline, and so on, `--round` seconds each, after a warm-up of both. A shared
+// machine's speed drifts by more than the effect being measured; two runs side by
+// side see the same drift, so each round gives one ratio and the route's ratio is
+// their median (the spread is reported too).
 import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -21,6 +27,7 @@ const root = join(import.meta.dirname, '..')
 const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
+    round: { type: 'string', default: '2' },
     connections: { type: 'string', default: '50' },
     routes: { type: 'string', default: 'live,me,notes,create,login' },
     smoke: { type: 'boolean', default: false },
@@ -30,6 +37,9 @@ const { values: args } = parseArgs({
   }
 })
 const duration = args.smoke ? 2 : Number(args.duration)
+const roundSeconds = Math.min(duration, Number(args.round))
+const rounds = Math.max(1, Math.round(duration / roundSeconds))
+const warmupSeconds = args.smoke ? 0 : 1
 const connections = Number(args.connections)
 const selected = new Set(args.routes.split(',').map((r) => r.trim()))
 const hasTaskset = !args['no-pin'] && spawnSync('taskset', ['-c', '0', 'true']).status === 0
@@ -96,18 +106,8 @@ async function main () {
   const routes = defineRoutes(seed).filter((r) => selected.has(r.id))
   const results = []
   for (const route of routes) {
-    log(`${route.name}: baseline`)
-    const base = await load(baselinePort, route, route.connections ?? connections)
-    log(`${route.name}: service`)
-    const ours = await load(servicePort, route, route.connections ?? connections)
-    results.push({
-      route: route.name,
-      id: route.id,
-      target: route.target,
-      service: summarise(ours, peakRss(service.pid)),
-      baseline: summarise(base, peakRss(baseline.pid)),
-      ratio: round(ours.requests.average / base.requests.average, 3)
-    })
+    log(`${route.name}: ${rounds} round(s) of ${roundSeconds} s on each server`)
+    results.push(await measure(route, { name: 'baseline', port: baselinePort, pid: baseline.pid }, { name: 'service', port: servicePort, pid: service.pid }))
   }
 
   let responsiveness
@@ -116,7 +116,7 @@ async function main () {
     responsiveness = await loginResponsiveness(servicePort)
   }
 
-  const report = { date: new Date().toISOString(), machine: machine(), duration, connections, pinned: hasTaskset, logLevel: args['log-level'], results, responsiveness }
+  const report = { date: new Date().toISOString(), machine: machine(), duration, rounds, roundSeconds, warmupSeconds, connections, pinned: hasTaskset, logLevel: args['log-level'], results, responsiveness }
   print(report)
   if (!args.smoke) writeResults(report)
 
@@ -157,16 +157,68 @@ function defineRoutes (seed) {
   ]
 }
 
-function load (port, route, conns) {
+function load (port, route, conns, seconds) {
   return autocannon({
     url: `http://127.0.0.1:${port}${route.path}`,
     method: route.method,
     headers: route.headers,
     body: route.body,
     connections: conns,
-    duration,
+    duration: seconds,
     timeout: 10
   })
+}
+
+/**
+ * Warms both servers up on the route, then loads them in alternating rounds
+ * (B S, S B, B S, ...) so that both see the same drift of a shared machine.
+ */
+async function measure (route, base, ours) {
+  const conns = route.connections ?? connections
+  if (warmupSeconds > 0) {
+    await load(base.port, route, conns, warmupSeconds)
+    await load(ours.port, route, conns, warmupSeconds)
+  }
+  const runs = { baseline: [], service: [] }
+  for (let i = 0; i < rounds; i++) {
+    for (const server of i % 2 === 0 ? [base, ours] : [ours, base]) {
+      const cpuBefore = cpuMicros(server.pid)
+      const result = await load(server.port, route, conns, roundSeconds)
+      result.cpuMicros = cpuMicros(server.pid) - cpuBefore
+      runs[server.name].push(result)
+    }
+  }
+  const ratios = runs.service.map((r, i) => r.requests.total / Math.max(1, runs.baseline[i].requests.total))
+  return {
+    route: route.name,
+    id: route.id,
+    target: route.target,
+    service: summarise(runs.service, peakRss(ours.pid)),
+    baseline: summarise(runs.baseline, peakRss(base.pid)),
+    ratio: round(median(ratios), 3),
+    ratioRange: [round(Math.min(...ratios), 3), round(Math.max(...ratios), 3)],
+    cpuRatio: round(median(runs.baseline.map((r, i) => perRequest(r) / perRequest(runs.service[i]))), 3)
+  }
+}
+
+/** This process's CPU time (user + system) in microseconds, from /proc; NaN where there is none. */
+function cpuMicros (pid) {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
+    return (Number(fields[11]) + Number(fields[12])) * (1e6 / 100)
+  } catch {
+    return NaN
+  }
+}
+
+function perRequest (run) {
+  return run.cpuMicros / Math.max(1, run.requests.total)
+}
+
+function median (values) {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
 }
 
 async function loginResponsiveness (port) {
@@ -188,27 +240,39 @@ async function loginResponsiveness (port) {
   }
 }
 
-function summarise (r, rss) {
+/**
+ * One server's rounds on a route: throughput over all of them; the median round's
+ * p50 and the worst round's p99 and p99.9 (autocannon's histograms cannot be merged).
+ * A single run (the login responsiveness check) is one round.
+ */
+function summarise (runs, rss) {
+  const list = Array.isArray(runs) ? runs : [runs]
+  const total = list.reduce((n, r) => n + r.requests.total, 0)
+  const seconds = list.reduce((n, r) => n + r.duration, 0)
+  const cpu = list.reduce((n, r) => n + (r.cpuMicros ?? NaN), 0)
   return {
-    reqPerSec: round(r.requests.average, 1),
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    p999: r.latency.p99_9 ?? r.latency.p999,
-    errors: r.errors + r.timeouts,
-    non2xx: r.non2xx,
-    total: r.requests.total,
+    reqPerSec: round(total / seconds, 1),
+    p50: median(list.map((r) => r.latency.p50)),
+    p99: Math.max(...list.map((r) => r.latency.p99)),
+    p999: Math.max(...list.map((r) => r.latency.p99_9 ?? r.latency.p999)),
+    errors: list.reduce((n, r) => n + r.errors + r.timeouts, 0),
+    non2xx: list.reduce((n, r) => n + r.non2xx, 0),
+    total,
+    ...(Number.isFinite(cpu) ? { cpuMicrosPerRequest: round(cpu / Math.max(1, total), 1) } : {}),
     ...(rss !== undefined ? { peakRssMb: rss } : {})
   }
 }
 
 function print (report) {
   const lines = []
-  lines.push('| route | server | req/s | p50 ms | p99 ms | p99.9 ms | errors | non-2xx | ratio | target | peak RSS MB |')
-  lines.push('|---|---|---|---|---|---|---|---|---|---|---|')
+  lines.push('| route | server | req/s | p50 ms | p99 ms | p99.9 ms | errors | non-2xx | CPU µs/req | ratio (range) | target | peak RSS MB |')
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|')
+  const cpu = (s) => s.cpuMicrosPerRequest ?? '-'
   for (const r of report.results) {
     const ok = r.target === null ? '' : (r.ratio >= r.target ? 'met' : 'MISSED')
-    lines.push(`| ${r.route} | service | ${r.service.reqPerSec} | ${r.service.p50} | ${r.service.p99} | ${r.service.p999} | ${r.service.errors} | ${r.service.non2xx} | ${r.ratio} | ${r.target ?? '-'} ${ok} | ${r.service.peakRssMb} |`)
-    lines.push(`| | baseline | ${r.baseline.reqPerSec} | ${r.baseline.p50} | ${r.baseline.p99} | ${r.baseline.p999} | ${r.baseline.errors} | ${r.baseline.non2xx} | 1 | | ${r.baseline.peakRssMb} |`)
+    const range = r.ratioRange[0] === r.ratioRange[1] ? '' : ` (${r.ratioRange[0]}–${r.ratioRange[1]})`
+    lines.push(`| ${r.route} | service | ${r.service.reqPerSec} | ${r.service.p50} | ${r.service.p99} | ${r.service.p999} | ${r.service.errors} | ${r.service.non2xx} | ${cpu(r.service)} | **${r.ratio}**${range} | ${r.target ?? '-'} ${ok} | ${r.service.peakRssMb} |`)
+    lines.push(`| | baseline | ${r.baseline.reqPerSec} | ${r.baseline.p50} | ${r.baseline.p99} | ${r.baseline.p999} | ${r.baseline.errors} | ${r.baseline.non2xx} | ${cpu(r.baseline)} | 1 | | ${r.baseline.peakRssMb} |`)
   }
   if (report.responsiveness) {
     const x = report.responsiveness
@@ -216,14 +280,14 @@ function print (report) {
     lines.push(`While logins were hashed (${x.login.reqPerSec} logins/s, p99 ${x.login.p99} ms): /health/live ${x.live.reqPerSec} req/s, p99 ${x.liveP99Ms} ms (target < 25 ms), errors ${x.live.errors + x.login.errors}`)
   }
   report.markdown = lines.join('\n')
-  process.stdout.write(`\nBenchmark: ${report.duration} s per route, ${report.connections} connections, ${report.pinned ? 'servers on core 0, load on core 1' : 'not pinned'}, service LOG_LEVEL=${report.logLevel}\n${report.machine}\n\n${report.markdown}\n`)
+  process.stdout.write(`\nBenchmark: ${report.rounds} round(s) of ${report.roundSeconds} s per route and server (after ${report.warmupSeconds} s of warm-up), ${report.connections} connections, ${report.pinned ? 'servers on core 0, load on core 1' : 'not pinned'}, service LOG_LEVEL=${report.logLevel}\n${report.machine}\n\n${report.markdown}\n`)
 }
 
 function writeResults (report) {
   const dir = join(root, 'bench', 'results')
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
-  writeFileSync(join(dir, 'latest.md'), `# Benchmark ${report.date}\n\n${report.machine}; ${report.duration} s per route, ${report.connections} connections.\n\n${report.markdown}\n`)
+  writeFileSync(join(dir, 'latest.md'), `# Benchmark ${report.date}\n\n${report.machine}; ${report.rounds} alternating rounds of ${report.roundSeconds} s per route and server, ${report.connections} connections, service LOG_LEVEL=${report.logLevel}.\n\n${report.markdown}\n`)
   log('results written to bench/results/latest.{json,md}')
 }
 
