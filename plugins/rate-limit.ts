@@ -88,9 +88,9 @@ export default fp(async function rateLimitPlugin (fastify) {
     routeLimiters.set(prefix, fastify.rateLimit({ ...own, keyGenerator: (request: FastifyRequest) => prefix + clientKey(request) }))
   })
   fastify.addHook('onRequest', function limitRequest (request, reply, done) {
-    const own = (request.routeOptions.config as { rateLimit?: unknown }).rateLimit
-    if (own === false) return done()
     const route = request.routeOptions
+    const own = (route.config as { rateLimit?: unknown }).rateLimit
+    if (own === false) return done()
     const limiter = (own !== undefined && own !== null ? routeLimiters.get(`${String(route.method)}${route.url}-`) : undefined) ?? globalLimiter
     limiter.call(fastify, request, reply).then(() => done(), done)
   })
