@@ -58,6 +58,14 @@ export interface BuildOptions {
   routes?: (app: FastifyInstance) => void | Promise<void>
 }
 
+/**
+ * Resolves once completion lines queued so far are written: server-options.ts writes
+ * them together at the end of the event loop's turn, after `inject` has resolved.
+ */
+export function settleLogs (): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve))
+}
+
 /** A ready app built exactly as server.ts builds it, closed when the test ends. */
 export async function build (test: Test, options: BuildOptions = {}): Promise<FastifyInstance> {
   const env = { ...(options.logs ? { LOG_LEVEL: 'info' } : {}), ...options.env }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build } from '../helper.js'
+import { build, settleLogs } from '../helper.js'
 
 type Line = Record<string, unknown>
 
@@ -30,6 +30,7 @@ t.test('one completion line per request with reqId, method, route pattern, statu
   ]
   for (const c of cases) {
     await app.inject({ url: c.url, headers: { 'x-request-id': c.id } })
+    await settleLogs()
     const completed = logs.filter((l) => l.reqId === c.id && l.msg === 'request completed')
     t.equal(completed.length, 1, `${c.id}: exactly one completion line`)
     const line = completed[0] ?? {}
@@ -41,6 +42,18 @@ t.test('one completion line per request with reqId, method, route pattern, statu
     t.ok((line.responseTime as number) >= 0)
   }
   t.notOk(logs.some((l) => l.msg === 'incoming request'), 'no second line per request')
+})
+
+t.test('a burst of requests gets its completion lines in the same turn of the event loop, in order', async (t) => {
+  const logs: Line[] = []
+  const app = await build(t, { routes, logs })
+  const ids = Array.from({ length: 25 }, (_, i) => `burst-${i}`)
+  await Promise.all(ids.map((id) => app.inject({ url: '/test/items/1', headers: { 'x-request-id': id } })))
+  const before = logs.filter((l) => l.msg === 'request completed').length
+  await settleLogs()
+  const completed = logs.filter((l) => l.msg === 'request completed')
+  t.equal(completed.length, ids.length, `all ${ids.length} lines once the turn ends (${before} before it)`)
+  t.same(completed.map((l) => l.reqId), ids, 'in the order the responses finished')
 })
 
 t.test('credentials in headers, cookies, bodies and query strings never reach the logs', async (t) => {
@@ -73,6 +86,7 @@ t.test('credentials in headers, cookies, bodies and query strings never reach th
   for (const request of requests) {
     await app.inject({ ...request, headers: { ...headers, ...request.headers } })
   }
+  await settleLogs()
   t.ok(logs.length >= requests.length, `${logs.length} lines captured`)
   t.ok(logs.some((l) => l.msg === 'login attempt'), 'the handler did log the request')
   const text = logs.map((l) => JSON.stringify(l)).join('\n')
@@ -86,5 +100,6 @@ t.test('LOG_LEVEL=silent writes nothing', async (t) => {
   const logs: Line[] = []
   const app = await build(t, { routes, logs, env: { LOG_LEVEL: 'silent' } })
   await app.inject({ url: '/test/boom' })
+  await settleLogs()
   t.same(logs, [])
 })
