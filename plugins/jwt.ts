@@ -54,7 +54,11 @@ export interface Tokens {
   clearCookies: (reply: FastifyReply) => void
 }
 
-type Hook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>
+/**
+ * A callback hook: these run on every authenticated request, and an async hook
+ * costs a promise each time (their work is synchronous).
+ */
+type Hook = (request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void) => void
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -344,21 +348,34 @@ export default fp(async function jwtPlugin (fastify) {
 
   fastify.decorateRequest('principal', null as never)
 
-  fastify.decorate('authenticate', async function authenticate (request: FastifyRequest) {
-    request.principal = principalOf(read(request, 'access'))
+  fastify.decorate('authenticate', function authenticate (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
+    let principal: Principal
+    try {
+      principal = principalOf(read(request, 'access'))
+    } catch (err) {
+      done(err as Error)
+      return
+    }
+    request.principal = principal
+    done()
   })
 
   fastify.decorate('requireScope', function requireScope (...scopes: string[]): Hook {
-    return async function checkScope (request: FastifyRequest) {
+    return function checkScope (request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void) {
       const principal = request.principal as Principal | null
       // A route that forgot fastify.authenticate must fail closed, not open.
-      if (!principal) throw tokenError('AUTH_MISSING_TOKEN', 'Missing token', false)
+      if (!principal) {
+        done(tokenError('AUTH_MISSING_TOKEN', 'Missing token', false))
+        return
+      }
       const missing = scopes.filter((s) => !principal.scopes.includes(s))
       if (missing.length > 0) {
-        throw new ApiError('AUTH_INSUFFICIENT_SCOPE', `Requires scope ${missing.join(' ')}`, {
+        done(new ApiError('AUTH_INSUFFICIENT_SCOPE', `Requires scope ${missing.join(' ')}`, {
           'www-authenticate': 'Bearer realm="api", error="insufficient_scope"'
-        })
+        }))
+        return
       }
+      done()
     }
   })
 }, { name: 'jwt', dependencies: ['env', 'errors', 'cookie', 'revocation'] })
