@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
-import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
+import { normalizeIP } from '@fastify/rate-limit'
 import app from '../../app.js'
+import { clientKey } from '../../plugins/rate-limit.js'
 import { loadConfig } from '../../lib/config.js'
 import { buildServerOptions } from '../../server-options.js'
 import { build, testConfig } from '../helper.js'
@@ -258,6 +260,13 @@ t.test('with TRUST_PROXY as a hop count, only the hops the proxies added are bel
   const twoHops = await buildWith(t, { TRUST_PROXY: '2' }, testRoutes)
   const res = await twoHops.inject({ method: 'GET', url: '/ip', headers: { 'x-forwarded-for': '9.9.9.9, 203.0.113.5, 10.0.0.2' } })
   t.equal(res.json().ip, '203.0.113.5')
+})
+
+t.test('the client key of an address is what normalizeIP makes of it, IPv4 by its fast path too', async (t) => {
+  for (const ip of ['192.0.2.1', '10.0.0.255', '127.0.0.1', '::1', '::ffff:192.0.2.1', '2001:DB8:1:2::1', '2001:db8:1:2:ffff:ffff:ffff:fffe', 'fe80::1']) {
+    t.equal(clientKey({ ip } as FastifyRequest), normalizeIP(ip), ip)
+  }
+  t.equal(clientKey({ ip: '' } as FastifyRequest), 'unknown', 'a client that hung up')
 })
 
 t.test('groups IPv6 clients by /64, so rotating addresses inside one does not help', async (t) => {
