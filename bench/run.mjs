@@ -93,7 +93,7 @@ async function main () {
     SHUTDOWN_DRAIN_DELAY: '0',
     LOG_LEVEL: args['log-level']
   })
-  await waitReady(servicePort, '/health/ready')
+  await waitReady(servicePort, '/health/ready', service)
   const seed = await seedData(`http://127.0.0.1:${servicePort}`)
 
   const baseline = startServer('baseline', [join(root, 'bench', 'baseline.mjs')], {
@@ -101,7 +101,7 @@ async function main () {
     JWT_SECRET_KEY,
     PORT: String(baselinePort)
   })
-  await waitReady(baselinePort, '/health/live')
+  await waitReady(baselinePort, '/health/live', baseline)
 
   const routes = defineRoutes(seed).filter((r) => selected.has(r.id))
   const results = []
@@ -324,9 +324,10 @@ function startServer (name, argv, env) {
   return child
 }
 
-async function waitReady (port, path) {
+async function waitReady (port, path, child) {
   const deadline = Date.now() + 30_000
   while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`the server exited with code ${child.exitCode} before it was ready (its message is above)`)
     try {
       const res = await fetch(`http://127.0.0.1:${port}${path}`)
       if (res.ok) return
@@ -358,13 +359,15 @@ async function seedData (base) {
 async function database () {
   if (process.env.BENCH_DATABASE_URL) {
     const url = new URL(process.env.BENCH_DATABASE_URL)
+    const adminUrl = url.toString()
     const name = `bench_${process.pid}`
-    const admin = new pg.Client({ connectionString: url.toString() })
+    const admin = new pg.Client({ connectionString: adminUrl })
     await admin.connect()
     await admin.query(`CREATE DATABASE ${name}`)
     await admin.end()
     cleanups.push(async () => {
-      const c = new pg.Client({ connectionString: url.toString() })
+      // Through the server's own database: one cannot drop the database one is connected to.
+      const c = new pg.Client({ connectionString: adminUrl })
       await c.connect()
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
       await c.end()
