@@ -3,7 +3,7 @@
 // (bench/baseline.mjs) in the same run, with the same connections and duration,
 // and reports each route's throughput and latency as a ratio to the baseline.
 //
-//   npm run bench -- [--duration 10] [--round 2] [--connections 50] [--routes live,me,notes,create,login]
+//   npm run bench -- [--duration 20] [--round 2] [--connections 50] [--routes live,me,notes,create,login]
 //                    [--log-level info] [--smoke] [--no-pin]
 //
 // The servers are pinned to core 0 and this load generator to core 1 when
@@ -26,7 +26,7 @@ import pg from 'pg'
 const root = join(import.meta.dirname, '..')
 const { values: args } = parseArgs({
   options: {
-    duration: { type: 'string', default: '10' },
+    duration: { type: 'string', default: '20' },
     round: { type: 'string', default: '2' },
     connections: { type: 'string', default: '50' },
     routes: { type: 'string', default: 'live,me,notes,create,login' },
