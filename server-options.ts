@@ -81,7 +81,7 @@ function completionLine (request: FastifyRequest, reply: FastifyReply, route: st
  * Completion lines are written together once per turn of the event loop (in its
  * check phase, before it waits for more I/O) rather than each as its response
  * finishes: formatted in one batch, away from the HTTP write path, a line costs
- * about half as much (BENCHMARKS.md). They are written at exit too; a process
+ * roughly half as much time (BENCHMARKS.md). They are written at exit too; a process
  * killed outright (SIGKILL, the OOM killer) loses at most the lines of the turn it
  * was in, where pino's default asynchronous stream loses whatever it still holds.
  * One queue per process, whichever number of apps it builds.
@@ -182,10 +182,9 @@ function clientErrorHandler (requestIdHeader: string) {
 
 /**
  * Log lines are written to stdout synchronously, as Node writes to a pipe on Linux.
- * pino's default is an asynchronous write through libuv's thread pool, which costs
- * a thread handoff per batch of lines (a quarter of a bare route's time on a
- * one-core pod, BENCHMARKS.md) and loses the lines still queued when the process
- * dies: the last ones, which are the ones an investigation needs.
+ * pino's default writes asynchronously from libuv's thread pool and loses the lines
+ * it still holds when the process dies: the last ones, which are the ones an
+ * investigation needs. (On speed the two measured within noise, BENCHMARKS.md.)
  * One destination per process, whichever number of apps it builds.
  */
 let stdout: pino.DestinationStream | undefined
