@@ -34,6 +34,27 @@ async function start (t: Test, env: Record<string, string> = {}) {
   return { server, port }
 }
 
+t.test('a process that exits in the turn a response finished still writes that request\'s completion line', async (t) => {
+  const { server, port } = await start(t)
+  const res = await new Promise<Reply>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/test/exit', agent: false, headers: { 'x-request-id': 'exit-1' } }, (r) => {
+      r.resume()
+      r.on('end', () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body: '' }))
+      // The server may close the socket as it exits.
+      r.on('error', () => resolve({ status: r.statusCode ?? 0, headers: r.headers, body: '' }))
+    })
+    req.on('error', reject)
+    req.end()
+  })
+  t.equal(res.status, 200)
+  const { code } = await server.exited
+  t.equal(code, 3, 'it exited from the finish listener')
+  const line = server.lines.find((l) => l.reqId === 'exit-1' && l.msg === 'request completed')
+  t.ok(line, 'the completion line was written at exit')
+  t.equal(line?.route, '/test/exit')
+  t.equal(line?.statusCode, 200)
+})
+
 t.test('SIGTERM with a request in flight on a keep-alive connection: it completes with Connection: close, readiness turns 503 at once, exit 0', async (t) => {
   const { server, port } = await start(t, { SHUTDOWN_DRAIN_DELAY: '500' })
   const agent = new Agent({ keepAlive: true, maxSockets: 1 })
