@@ -1,64 +1,48 @@
 import { join } from 'node:path'
 import type { FastifyPluginAsync } from 'fastify'
 import AutoLoad from '@fastify/autoload'
-import { loadConfig, loadConfigOrExit, type Config } from './lib/config.js'
-import { buildServerOptions, hasServerOptions } from './server-options.js'
+import type { Config } from './config/schema.js'
+import configPlugin from './plugins/config.js'
+import errorsPlugin from './plugins/errors.js'
+import { cliServerOptions } from './server-options/cli.js'
 
 export interface AppOptions {
-  /** Validated configuration; read from the environment when absent (fastify start). */
+  /** The configuration, loaded once by the entry point (serve.ts, fastify-cli's `options`). */
   config?: Config
+  /** Start-up warnings of that configuration, said once (fastify-cli only; serve.ts says them). */
+  configWarnings?: string[]
+  /** fastify-cli only: the configuration could not be loaded; the app refuses with its message. */
+  configError?: Error
 }
 
 const here = import.meta.dirname
+const AUTOLOAD = { forceESM: true, ignorePattern: /\.d\.ts$|\.map$/ } as const
 
 /**
- * The root plugin. Plugins in plugins/ are loaded first, in the order their declared
- * dependencies give (each is a named fastify-plugin; see the README's
- * architecture section for the order), then every folder of routes/ becomes a URL
- * prefix (routes/health → /health).
+ * The root plugin (README, "Architecture"): the configuration and the error handler,
+ * then the library plugins of plugins/external, then ours in plugins/app, each in
+ * the order its declared dependencies give, then every folder of routes/ as a URL
+ * prefix (routes/health → /health). Nothing runs when this module is imported.
  */
 const app: FastifyPluginAsync<AppOptions> = async function app (fastify, opts) {
-  // Without the shared server options, request ids would go unvalidated, bodies be
-  // coerced and stripped, logs unredacted and proxies untrusted-but-unknown: better
-  // not to start than to run like that.
-  if (!hasServerOptions(fastify.initialConfig)) {
+  if (opts.configError) throw opts.configError
+  // `fastify start` without --options passes none of the server options (request id
+  // validation, strict bodies, redaction, timeouts): better not to start than to run so.
+  if (opts.config === undefined) {
     throw new Error('The server options are missing: start the app with `fastify start --options dist/app.js` (or `node dist/server.js`)')
   }
-  let config = opts.config
-  if (config === undefined) {
-    // Started by `fastify start`: nobody else has read the configuration or said its warnings.
-    const loaded = loadConfig(process.env, { dotenvDir: process.cwd() })
-    for (const warning of loaded.warnings) fastify.log.warn(warning)
-    config = loaded.config
-  }
+  for (const warning of opts.configWarnings ?? []) fastify.log.warn(warning)
 
-  await fastify.register(AutoLoad, {
-    dir: join(here, 'plugins'),
-    // Only the configuration travels into our plugins: never the root options.
-    options: { config },
-    forceESM: true,
-    ignorePattern: /\.d\.ts$|\.map$/
-  })
-
-  await fastify.register(AutoLoad, {
-    dir: join(here, 'routes'),
-    options: {},
-    forceESM: true,
-    ignorePattern: /\.d\.ts$|\.map$/,
-    autoHooks: true,
-    cascadeHooks: true
-  })
+  await fastify.register(configPlugin, { config: opts.config })
+  await fastify.register(errorsPlugin)
+  // Only the configuration travels into the plugins (as fastify.config), never the root options.
+  const plugins = { ...AUTOLOAD, options: {}, dirNameRoutePrefix: false }
+  await fastify.register(AutoLoad, { ...plugins, dir: join(here, 'plugins', 'external') })
+  await fastify.register(AutoLoad, { ...plugins, dir: join(here, 'plugins', 'app') })
+  await fastify.register(AutoLoad, { ...AUTOLOAD, dir: join(here, 'routes'), options: {}, autoHooks: true, cascadeHooks: true })
 }
 
 export default app
 
-/**
- * Server options for `fastify start --options dist/app.js`: the same module that
- * server.ts and the tests use, so request ids, validation and logging never drift.
- * fastify-cli ignores this export unless --options is given.
- */
-export const options = {
-  ...buildServerOptions(loadConfigOrExit().config),
-  // fastify-cli then registers the app as server.ts and the tests do (decorators visible).
-  skipOverride: true
-}
+/** For `fastify start --options dist/app.js`: the server options serve.ts uses (server-options/cli.ts). */
+export const options = cliServerOptions()

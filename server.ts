@@ -1,7 +1,7 @@
-import { loadConfigOrExit } from './lib/config.js'
-import { serve } from './lib/serve.js'
+import { loadConfigOrExit } from './config/load.js'
+import { serve } from './serve.js'
 
-// Standalone entry (the container's command): validate the configuration before
-// anything else (one message listing every problem, exit 78), then serve with
-// graceful shutdown (lib/serve.ts).
+// The standalone entry (the container's command): the configuration is loaded once,
+// here, before anything else (one message listing every problem, exit 78), then
+// handed down to the server.
 await serve(loadConfigOrExit())

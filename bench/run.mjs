@@ -375,7 +375,7 @@ async function database () {
     url.pathname = `/${name}`
     return url.toString()
   }
-  const { startEmbeddedPostgres } = await import('../dist/lib/embedded-postgres.js')
+  const { startEmbeddedPostgres } = await import('../dist/db/embedded-postgres.js')
   const dir = mkdtempSync(join(tmpdir(), 'bench-pg-'))
   chmodSync(dir, 0o755)
   const db = await startEmbeddedPostgres({ dir: join(dir, 'data'), port: await freePort(), database: 'bench', persistent: false })

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http'
 
-/** The stable, machine-readable codes of SPEC §2. */
+/** The stable, machine-readable codes (docs/contract.md, "Errors"). */
 export const ERROR_CODES = {
   VALIDATION_ERROR: 400,
   BAD_REQUEST: 400,
@@ -41,7 +41,7 @@ export function isErrorCode (code: unknown): code is ErrorCode {
   return typeof code === 'string' && Object.hasOwn(ERROR_CODES, code)
 }
 
-/** The one error body of SPEC §2 (schemas/common.ts ErrorSchema). */
+/** The one error body (schemas/common.ts ErrorSchema). */
 export function errorBody (statusCode: number, code: ErrorCode, message: string, requestId: string) {
   return { statusCode, error: reasonPhrase(statusCode), code, message, requestId }
 }
@@ -64,4 +64,22 @@ export function codeForStatus (statusCode: number): ErrorCode {
     case 503: return 'SERVICE_UNAVAILABLE'
     default: return statusCode >= 400 && statusCode < 500 ? 'BAD_REQUEST' : 'INTERNAL_ERROR'
   }
+}
+
+// RFC 6750 §3: the challenge names the problem once a token was presented.
+const BEARER_CHALLENGE = 'Bearer realm="api"'
+const INVALID_TOKEN_CHALLENGE = 'Bearer realm="api", error="invalid_token"'
+
+/** A 401 for a token problem; `presented` says whether the request carried a token. */
+export function tokenError (code: ErrorCode, message: string, presented: boolean): ApiError {
+  return new ApiError(code, message, { 'www-authenticate': presented ? INVALID_TOKEN_CHALLENGE : BEARER_CHALLENGE })
+}
+
+export function invalidToken (message: string): ApiError {
+  return tokenError('AUTH_INVALID_TOKEN', message, true)
+}
+
+/** A 403 for a principal that may not do this. */
+export function insufficientScope (message: string): ApiError {
+  return new ApiError('AUTH_INSUFFICIENT_SCOPE', message, { 'www-authenticate': 'Bearer realm="api", error="insufficient_scope"' })
 }

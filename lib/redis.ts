@@ -1,5 +1,4 @@
 import { Redis, type RedisOptions } from 'ioredis'
-import { throttle } from './throttle.js'
 
 // Redis only holds rate-limit counters, which fail open: a request must never wait
 // on it for long. Measured costs are in docs/edge.md.
@@ -13,25 +12,6 @@ export const REDIS_TIMEOUTS = {
   /** Start-up waits at most this long for Redis before serving without it. */
   startup: 1000
 } as const
-
-/** At most one Redis error line per this interval, whichever part of the service reports it. */
-export const ERROR_LOG_INTERVAL_MS = 5000
-
-const errorThrottles = new WeakMap<Redis, ReturnType<typeof throttle>>()
-
-/**
- * The one throttle for errors about this client: the connection (plugins/redis.ts)
- * and the rate-limit store report through it, so an outage that fails every request
- * still writes one line every few seconds in all.
- */
-export function redisErrorThrottle (redis: Redis): ReturnType<typeof throttle> {
-  let throttled = errorThrottles.get(redis)
-  if (!throttled) {
-    throttled = throttle(ERROR_LOG_INTERVAL_MS)
-    errorThrottles.set(redis, throttled)
-  }
-  return throttled
-}
 
 /** Reconnection delay after the nth failed attempt: quick at first, then every 2 s, forever. */
 export function reconnectDelay (attempt: number): number {

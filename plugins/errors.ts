@@ -1,17 +1,8 @@
 import fp from 'fastify-plugin'
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ErrorSchema, type ErrorBody } from '../schemas/common.js'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { ErrorSchema } from '../schemas/common.js'
 import { ApiError, codeForStatus, errorBody, isErrorCode, type ErrorCode } from '../lib/errors.js'
 import { isDatabaseUnavailable } from '../lib/db-errors.js'
-
-export type NotFoundPreHandler = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) => Promise<unknown>
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    /** Hooks run before the 404 handler, so that URL probing counts against rate limits. */
-    notFoundPreHandlers: NotFoundPreHandler[]
-  }
-}
 
 // Fastify's own errors whose message is safe to show, and the code each maps to.
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -29,9 +20,9 @@ const FASTIFY_CODES: Record<string, ErrorCode> = {
 interface Mapped { statusCode: number, code: ErrorCode, message: string, headers: Record<string, string> }
 
 /**
- * @fastify/jwt and fast-jwt errors, should any reach us (plugins/jwt.ts maps its own):
- * left alone, a forged token gives a 400 or a 500 with fast-jwt's message (research:
- * security-catalogue §1). Every one of them is a 401 with a code of ours.
+ * @fastify/jwt and fast-jwt errors, should any reach us (plugins/app/auth/tokens.ts
+ * maps its own): left alone, a forged token gives a 400 or a 500 with fast-jwt's
+ * message. Every one of them is a 401 with a code of ours.
  */
 function mapJwtError (errorCode: string | undefined): Mapped | undefined {
   if (errorCode === undefined || !/^(FAST|FST)_JWT_/.test(errorCode)) return undefined
@@ -72,13 +63,11 @@ function mapError (error: FastifyError, development: boolean): Mapped {
   return { statusCode: 500, code: 'INTERNAL_ERROR', message: development ? error.message : 'An internal error occurred', headers: {} }
 }
 
-function requestErrorBody (request: FastifyRequest, statusCode: number, code: ErrorCode, message: string): ErrorBody {
-  return errorBody(statusCode, code, message, request.id)
-}
-
 /**
- * The single error shape of SPEC §2 for everything that goes wrong: validation,
- * body parsing, authentication, unknown routes, database outages and bugs.
+ * The one error shape (docs/contract.md, "Errors") for everything that goes wrong:
+ * validation, body parsing, authentication, database outages, bugs. Registered
+ * before any other plugin, because a route keeps the error handler of the moment
+ * it is added (@fastify/cors adds one for every preflight).
  */
 export default fp(async function errorsPlugin (fastify) {
   const development = fastify.config.ENVIRONMENT === 'development'
@@ -96,21 +85,6 @@ export default fp(async function errorsPlugin (fastify) {
     }
     reply.code(mapped.statusCode).headers(mapped.headers)
       .type('application/json; charset=utf-8')
-      .send(requestErrorBody(request, mapped.statusCode, mapped.code, mapped.message))
+      .send(errorBody(mapped.statusCode, mapped.code, mapped.message, request.id))
   })
-
-  const notFoundPreHandlers: NotFoundPreHandler[] = []
-  fastify.decorate('notFoundPreHandlers', notFoundPreHandlers)
-  // A method a path does not serve is a 404 too (SPEC §2): Fastify routes both here.
-  fastify.setNotFoundHandler({
-    preHandler: async function runNotFoundPreHandlers (request: FastifyRequest, reply: FastifyReply) {
-      for (const hook of notFoundPreHandlers) {
-        await hook.call(fastify, request, reply)
-        if (reply.sent) return
-      }
-    }
-  }, function notFound (request, reply) {
-    reply.code(404).type('application/json; charset=utf-8')
-      .send(requestErrorBody(request, 404, 'NOT_FOUND', `Route ${request.method} ${request.url.split('?')[0]} not found`))
-  })
-}, { name: 'errors', dependencies: ['env'] })
+}, { name: 'errors', dependencies: ['config'] })

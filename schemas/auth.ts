@@ -1,6 +1,7 @@
 import { Type, type Static } from 'typebox'
+import { UuidSchema } from './common.js'
 
-// Surrounding whitespace is allowed (it is trimmed: SPEC §4 normalises emails); inside,
+// Surrounding whitespace is allowed (emails are trimmed and lower-cased); inside,
 // one @ and no whitespace. The pattern has no overlapping repetitions (no ReDoS).
 export const EmailSchema = Type.String({
   minLength: 3,
@@ -19,7 +20,7 @@ export const CredentialsSchema = Type.Object({
 export type Credentials = Static<typeof CredentialsSchema>
 
 export const RegisteredSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
+  id: UuidSchema,
   email: Type.String(),
   created_at: Type.String({ format: 'date-time' })
 })
@@ -37,14 +38,14 @@ export const TokenPairSchema = Type.Object({
 export type TokenPair = Static<typeof TokenPairSchema>
 
 export const UserMeSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
+  id: UuidSchema,
   email: Type.String(),
   scopes: Type.Array(Type.String()),
   created_at: Type.String({ format: 'date-time' })
 }, { additionalProperties: false })
 
 export const ClientMeSchema = Type.Object({
-  client_id: Type.String({ format: 'uuid' }),
+  client_id: UuidSchema,
   name: Type.String(),
   scopes: Type.Array(Type.String())
 }, { additionalProperties: false })
@@ -79,3 +80,18 @@ export const OAuthErrorSchema = Type.Object({
   error_description: Type.Optional(Type.String())
 }, { description: 'RFC 6749 §5.2 error response' })
 export type OAuthError = Static<typeof OAuthErrorSchema>
+
+/** The window of RATE_LIMIT_AUTH_MAX on /auth/login, /auth/register and /auth/token. */
+export const AUTH_RATE_LIMIT_WINDOW = 60_000
+
+/** Who may hold which scope, and what each means (the OpenAPI document shows these). */
+export const SCOPES: Readonly<Record<string, string>> = {
+  'notes:read': 'Read notes',
+  'notes:write': 'Create, change and delete notes'
+}
+/** The scopes every user's tokens carry. */
+export const USER_SCOPES: readonly string[] = ['notes:read', 'notes:write']
+
+// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+export const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]{1,100}$/
+export const CLIENT_NAME = /^[\p{L}\p{N}][\p{L}\p{N} ._:-]{0,99}$/u

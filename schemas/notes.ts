@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from 'typebox'
-import { ErrorRef } from './common.js'
+import { UuidSchema } from './common.js'
 
 // PostgreSQL text cannot hold NUL, and a lone UTF-16 surrogate cannot be encoded as
 // UTF-8 (it would be stored as U+FFFD): both are refused here, as a 400, rather than
@@ -18,7 +18,7 @@ const Body = Type.String(bodyOptions)
 const Timestamp = Type.String({ format: 'date-time', description: 'RFC 3339, UTC, microseconds' })
 
 export const NoteSchema = Type.Object({
-  id: Type.String({ format: 'uuid' }),
+  id: UuidSchema,
   title: Type.String(),
   body: Type.String(),
   created_at: Timestamp,
@@ -45,11 +45,11 @@ export const UpdateNoteBody = Type.Object({
 export const ListNotesQuery = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: LIMIT_MAX, default: LIMIT_DEFAULT }),
   cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512, pattern: '^[A-Za-z0-9_.-]+$', description: 'next_cursor of the previous page' })),
-  owner: Type.Optional(Type.String({ format: 'uuid', description: 'Service clients: whose notes to list (required). Users: only their own id' }))
+  owner: Type.Optional(Type.String({ ...UuidSchema, description: 'Service clients: whose notes to list (required). Users: only their own id' }))
 }, { additionalProperties: false })
 
-// Not `format: uuid`: a malformed id is a 404 like any unknown id (SPEC §4), so the
-// handler checks it. The length cap keeps the check cheap.
+// Not a UUID schema: a malformed id is a 404 like any unknown id, so the handler
+// checks it. The length cap keeps the check cheap.
 export const NoteParams = Type.Object({
   id: Type.String({ maxLength: 100, description: 'Note id (UUID)' })
 }, { additionalProperties: false })
@@ -75,10 +75,3 @@ export function noteResponse (description: string, location = false): TSchema {
 }
 
 export const NoContent = (description: string) => Type.Unsafe<undefined>({ type: 'null', description })
-
-/** The shared Error schema for each listed status, plus the 500 and 503 any route can give. */
-export function errors (...statuses: number[]): Record<number, typeof ErrorRef> {
-  const out: Record<number, typeof ErrorRef> = {}
-  for (const status of [...statuses, 500, 503]) out[status] = ErrorRef
-  return out
-}

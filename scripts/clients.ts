@@ -1,9 +1,11 @@
 import { parseArgs } from 'node:util'
 import pg from 'pg'
-import { loadConfigOrExit } from '../lib/config.js'
-import { cliDatabase } from '../lib/cli-database.js'
-import { runMigrations } from '../lib/migrate.js'
-import { CLIENT_NAME, ClientNameTaken, SCOPE_TOKEN, createClient, disableClient, listClients } from '../lib/repositories/clients.js'
+import { loadConfigOrExit } from '../config/load.js'
+import { cliDatabase } from '../db/cli-database.js'
+import { ClientNameTaken, clientsRepository, type ClientsRepository } from '../db/clients.js'
+import { runMigrations } from '../db/migrate.js'
+import { CLIENT_NAME, SCOPE_TOKEN } from '../schemas/auth.js'
+import { isUuid } from '../schemas/common.js'
 
 // `npm run clients -- <command>`: manages the service clients of the client
 // credentials grant with the service's own configuration (same variables, same
@@ -14,8 +16,6 @@ const USAGE = `usage:
   npm run clients -- create --name NAME --scopes "SCOPE [SCOPE...]"   (spaces or commas)
   npm run clients -- list
   npm run clients -- disable CLIENT_ID`
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 class UsageError extends Error {}
 class Failure extends Error {}
@@ -50,7 +50,7 @@ function parse (argv: string[]): Parsed {
     case 'disable': {
       if (rest.length !== 1 || values.name !== undefined || values.scopes !== undefined) throw new UsageError('disable takes exactly one CLIENT_ID')
       const id = rest[0] as string
-      if (!UUID.test(id)) throw new Failure(`no client with id ${JSON.stringify(id.slice(0, 100))}`)
+      if (!isUuid(id)) throw new Failure(`no client with id ${JSON.stringify(id.slice(0, 100))}`)
       return { name: 'disable', id: id.toLowerCase() }
     }
     default:
@@ -62,16 +62,16 @@ function print (value: object): void {
   process.stdout.write(JSON.stringify(value) + '\n')
 }
 
-async function run (command: Parsed, pool: pg.Pool): Promise<void> {
+async function run (command: Parsed, clients: ClientsRepository): Promise<void> {
   switch (command.name) {
     case 'create': {
-      const client = await createClient(pool, command.clientName, command.scopes)
+      const client = await clients.create(command.clientName, command.scopes)
       // The only time the secret exists outside the caller's hands: it is not stored.
       print({ client_id: client.id, client_secret: client.secret, name: client.name, scopes: client.scopes })
       return
     }
     case 'list':
-      for (const client of await listClients(pool)) {
+      for (const client of await clients.list()) {
         print({
           client_id: client.id,
           name: client.name,
@@ -83,7 +83,7 @@ async function run (command: Parsed, pool: pg.Pool): Promise<void> {
       return
     case 'disable': {
       // Disabling notifies every running replica, which refuse the client's tokens at once.
-      const client = await disableClient(pool, command.id)
+      const client = await clients.disable(command.id)
       if (!client) throw new Failure(`no client with id ${command.id}`)
       print({ client_id: client.id, name: client.name, disabled_at: client.disabled_at?.toISOString() ?? null })
     }
@@ -114,7 +114,7 @@ async function main (): Promise<number> {
     } finally {
       client.release()
     }
-    await run(command, pool)
+    await run(command, clientsRepository(pool))
     return 0
   } catch (err) {
     if (err instanceof Failure || err instanceof ClientNameTaken) process.stderr.write(`clients: ${err.message}\n`)

@@ -16,7 +16,7 @@ if (build.status !== 0) process.exit(build.status ?? 1)
 
 // Validate before starting anything, with the message listing every problem (the
 // app itself logs the warnings).
-const { loadConfigOrExit } = await import('../dist/lib/config.js')
+const { loadConfigOrExit } = await import('../dist/config/load.js')
 const { config } = loadConfigOrExit()
 
 const tsc = spawn(bin('tsc'), ['-p', 'tsconfig.build.json', '--watch', '--preserveWatchOutput'], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] })

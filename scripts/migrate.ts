@@ -1,6 +1,6 @@
-import { loadConfigOrExit } from '../lib/config.js'
-import { cliDatabase } from '../lib/cli-database.js'
-import { migrateUrl } from '../lib/migrate.js'
+import { loadConfigOrExit } from '../config/load.js'
+import { cliDatabase } from '../db/cli-database.js'
+import { migrateUrl } from '../db/migrate.js'
 
 // `npm run migrate`: applies pending migrations with the service's own
 // configuration (a Kubernetes Job runs this before a rollout). Safe to run while

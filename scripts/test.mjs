@@ -12,7 +12,7 @@ let stopDatabase = async () => {}
 const env = { ...process.env, ENVIRONMENT: 'test' }
 
 if (!process.env.TEST_DATABASE_URL) {
-  const { startEmbeddedPostgres } = await import('../dist/lib/embedded-postgres.js')
+  const { startEmbeddedPostgres } = await import('../dist/db/embedded-postgres.js')
   const dir = mkdtempSync(join(tmpdir(), 'svc-test-pg-'))
   // Run as root, PostgreSQL runs as a `postgres` user, which must reach the folder.
   chmodSync(dir, 0o755)

@@ -1,16 +1,13 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { Writable } from 'node:stream'
-import Fastify, { type FastifyInstance, type InjectOptions, type LightMyRequestResponse } from 'fastify'
-import fp from 'fastify-plugin'
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
 import pg from 'pg'
+import type pino from 'pino'
 import t, { type Test } from 'tap'
-import app from '../app.js'
-import { loadConfig, type Config } from '../lib/config.js'
-import { buildServerOptions } from '../server-options.js'
+import { loadConfig } from '../config/load.js'
+import type { Config } from '../config/schema.js'
+import { buildServer } from '../serve.js'
 import { hashPassword } from '../lib/passwords.js'
-import { createUser, findUserByEmail } from '../lib/repositories/users.js'
-import { createSession } from '../lib/repositories/sessions.js'
-import { createClient, findClient } from '../lib/repositories/clients.js'
 
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? ''
 if (!ADMIN_URL) throw new Error('TEST_DATABASE_URL is not set: run the tests with `npm test`')
@@ -40,12 +37,19 @@ export async function createTestDatabase (): Promise<string> {
   return url.toString()
 }
 
+/**
+ * Limits high enough that no test meets them unless it sets its own: the one place
+ * that takes the rate limiter out of the way (spawned servers use it too).
+ */
+export const GENEROUS_LIMITS = { RATE_LIMIT_MAX: '100000', RATE_LIMIT_AUTH_MAX: '1000' } as const
+
 /** The configuration a test app runs with: test defaults plus the test's own variables. */
 export async function testConfig (env: Record<string, string> = {}): Promise<Config> {
   return loadConfig({
     ENVIRONMENT: 'test',
     LOG_LEVEL: 'silent',
     DATABASE_URL: await testDatabaseUrl(),
+    ...GENEROUS_LIMITS,
     ...env
   }).config
 }
@@ -58,31 +62,21 @@ export interface BuildOptions {
   routes?: (app: FastifyInstance) => void | Promise<void>
 }
 
-/**
- * Resolves once completion lines queued so far are written: server-options.ts writes
- * them together at the end of the event loop's turn, after `inject` has resolved.
- */
-export function settleLogs (): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve))
+/** A writable stream that parses each log line into `lines`. */
+export function lineCollector (lines: object[]): pino.DestinationStream {
+  return new Writable({
+    write (chunk, _enc, done) {
+      for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(JSON.parse(line))
+      done()
+    }
+  })
 }
 
-/** A ready app built exactly as server.ts builds it, closed when the test ends. */
+/** A ready app built exactly as serve.ts builds it, closed when the test ends. */
 export async function build (test: Test, options: BuildOptions = {}): Promise<FastifyInstance> {
   const env = { ...(options.logs ? { LOG_LEVEL: 'info' } : {}), ...options.env }
   const config = await testConfig(env)
-  const serverOptions = buildServerOptions(config)
-  if (options.logs) {
-    const lines = options.logs
-    const stream = new Writable({
-      write (chunk, _enc, done) {
-        for (const line of String(chunk).split('\n')) if (line.trim()) lines.push(JSON.parse(line))
-        done()
-      }
-    })
-    serverOptions.logger = { ...(serverOptions.logger as object), stream }
-  }
-  const server = Fastify(serverOptions)
-  await server.register(fp(app), { config })
+  const server = await buildServer(config, { logStream: options.logs ? lineCollector(options.logs) : undefined })
   if (options.routes) {
     const routes = options.routes
     await server.register(async function testRoutes (instance) { await routes(instance) })
@@ -119,8 +113,8 @@ export interface TestUser { id: string, email: string, password: string }
 export async function registerUser (app: FastifyInstance, options: { email?: string, password?: string } = {}): Promise<TestUser> {
   const email = (options.email ?? `user-${randomBytes(6).toString('hex')}@example.test`).trim().toLowerCase()
   const password = options.password ?? TEST_PASSWORD
-  const created = await createUser(app.pg, email, await hashPassword(password))
-  const user = created ?? await findUserByEmail(app.pg, email)
+  const created = await app.repos.users.create(email, await hashPassword(password))
+  const user = created ?? await app.repos.users.findByEmail(email)
   if (!user) throw new Error(`cannot register ${email}`)
   return { id: user.id, email: user.email, password }
 }
@@ -131,7 +125,7 @@ export interface LoggedIn { accessToken: string, refreshToken: string, userId: s
 export async function loginAs (app: FastifyInstance, options: { email?: string, password?: string } = {}): Promise<LoggedIn> {
   const user = await registerUser(app, options)
   const refreshJti = randomUUID()
-  const session = await createSession(app.pg, user.id, refreshJti, app.config.JWT_REFRESH_TOKEN_EXPIRES)
+  const session = await app.repos.sessions.create(user.id, refreshJti, app.config.JWT_REFRESH_TOKEN_EXPIRES)
   const issued = app.tokens.issueForSession({ userId: user.id, sessionId: session.id, refreshJti, expiresAt: session.expires_at })
   return { accessToken: issued.accessToken, refreshToken: issued.refreshToken, userId: user.id, email: user.email, sessionId: session.id }
 }
@@ -155,7 +149,7 @@ export interface TestClient { clientId: string, clientSecret: string, name: stri
 
 /** A service client, as `npm run clients -- create` makes one. */
 export async function createServiceClient (app: FastifyInstance, options: { name?: string, scopes: string[] }): Promise<TestClient> {
-  const client = await createClient(app.pg, options.name ?? `client-${randomBytes(4).toString('hex')}`, options.scopes)
+  const client = await app.repos.clients.create(options.name ?? `client-${randomBytes(4).toString('hex')}`, options.scopes)
   return { clientId: client.id, clientSecret: client.secret, name: client.name, scopes: client.scopes }
 }
 
@@ -166,7 +160,7 @@ export async function createServiceClient (app: FastifyInstance, options: { name
 export async function clientToken (app: FastifyInstance, options: { clientId?: string, name?: string, scopes?: string[], scope?: string[] } = {}): Promise<string> {
   let client: { id: string, name: string, scopes: string[] } | undefined
   if (options.clientId !== undefined) {
-    client = await findClient(app.pg, options.clientId)
+    client = await app.repos.clients.find(options.clientId)
     if (!client) throw new Error(`no client ${options.clientId}`)
   } else {
     const created = await createServiceClient(app, { name: options.name, scopes: options.scopes ?? ['notes:read'] })

@@ -2,11 +2,9 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import formbody from '@fastify/formbody'
 import { ErrorRef, NoQuery } from '../../schemas/common.js'
-import { OAuthErrorSchema, TokenRequestSchema, TokenResponseSchema, type OAuthError } from '../../schemas/auth.js'
+import { AUTH_RATE_LIMIT_WINDOW, OAuthErrorSchema, SCOPE_TOKEN, TokenRequestSchema, TokenResponseSchema, type OAuthError } from '../../schemas/auth.js'
+import { isUuid } from '../../schemas/common.js'
 import { verifyDummy, verifyPassword } from '../../lib/passwords.js'
-import { findClient, SCOPE_TOKEN } from '../../lib/repositories/clients.js'
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 
 /** An RFC 6749 §5.2 error: sent as it is, not in the service's common error shape. */
 class OAuthFailure extends Error {
@@ -79,7 +77,7 @@ const token: FastifyPluginAsyncTypebox = async function token (fastify) {
   })
 
   fastify.post('/token', {
-    config: { rateLimit: { max: fastify.config.RATE_LIMIT_AUTH_MAX, timeWindow: 60_000 } },
+    config: { rateLimit: { max: fastify.config.RATE_LIMIT_AUTH_MAX, timeWindow: AUTH_RATE_LIMIT_WINDOW } },
     schema: {
       tags: ['auth'],
       summary: 'OAuth 2.0 client credentials grant (service clients)',
@@ -99,7 +97,7 @@ const token: FastifyPluginAsyncTypebox = async function token (fastify) {
     const credentials = credentialsOf(request, body)
     const invalidClient = new OAuthFailure({ error: 'invalid_client', error_description: 'Client authentication failed' }, 401,
       credentials.basic ? { 'www-authenticate': 'Basic realm="api", charset="UTF-8"' } : {})
-    const client = UUID.test(credentials.clientId) ? await findClient(fastify.pg, credentials.clientId.toLowerCase()) : undefined
+    const client = isUuid(credentials.clientId) ? await fastify.repos.clients.find(credentials.clientId.toLowerCase()) : undefined
     // Unknown, disabled and wrong-secret clients cost the same argon2 verification.
     const ok = client && client.disabled_at === null
       ? await verifyPassword(client.secret_hash, credentials.clientSecret)

@@ -4,7 +4,7 @@ import t, { type Test } from 'tap'
 import { testDatabaseUrl } from '../helper.js'
 import { spawnServer, TEST_SERVER } from '../fixtures/spawn.js'
 
-// SPEC §5 shutdown, on the real entry point's code (lib/serve.ts) in its own
+// Graceful shutdown (docs/operations.md), on the real entry point's code (serve.ts) in its own
 // process: test/fixtures/server-with-test-routes.mjs adds GET /test/slow?ms=N.
 
 interface Reply { status: number, headers: IncomingHttpHeaders, body: string }

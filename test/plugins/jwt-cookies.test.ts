@@ -9,9 +9,9 @@ import { TEST_JWT_SECRET, TEST_SECRET_KEY, decode, forge, userClaims } from '../
 const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY, RATE_LIMIT_AUTH_MAX: '1000', RATE_LIMIT_MAX: '100000' }
 
 function testRoutes (app: FastifyInstance): void {
-  app.get('/test/whoami', { onRequest: app.authenticate }, async (request) => request.principal)
-  app.post('/test/whoami', { onRequest: app.authenticate }, async (request) => request.principal)
-  app.delete('/test/whoami', { onRequest: app.authenticate }, async (request) => request.principal)
+  app.get('/test/whoami', { preParsing: app.authenticate }, async (request) => request.principal)
+  app.post('/test/whoami', { preParsing: app.authenticate }, async (request) => request.principal)
+  app.delete('/test/whoami', { preParsing: app.authenticate }, async (request) => request.principal)
 }
 
 type Cookie = { name: string, value: string, path?: string, httpOnly?: boolean, secure?: boolean, sameSite?: string, expires?: Date, maxAge?: number }

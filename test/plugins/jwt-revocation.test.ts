@@ -3,8 +3,6 @@ import t from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { ADMIN_URL, build, createServiceClient, clientToken, injectAs, loginAs } from '../helper.js'
 import { TEST_JWT_SECRET, TEST_SECRET_KEY } from '../fixtures/jwt.js'
-import { disableClient } from '../../lib/repositories/clients.js'
-import { revokeSession } from '../../lib/repositories/sessions.js'
 
 // Revocation across replicas (SPEC §3): two apps on one database stand for two
 // replicas; a revocation made on one must be refused by the other within 1 s, with
@@ -13,7 +11,7 @@ import { revokeSession } from '../../lib/repositories/sessions.js'
 const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY, RATE_LIMIT_MAX: '100000' }
 
 function testRoutes (app: FastifyInstance): void {
-  app.get('/test/whoami', { onRequest: app.authenticate }, async (request) => request.principal)
+  app.get('/test/whoami', { preParsing: app.authenticate }, async (request) => request.principal)
 }
 
 /** Milliseconds until `app` refuses `token` as revoked, polling every 10 ms (at most `limit`). */
@@ -57,14 +55,14 @@ t.test('two replicas on one database', async (t) => {
     const token = await clientToken(a, { clientId: client.clientId })
     t.equal((await injectAs(b, token, { method: 'GET', url: '/test/whoami' })).statusCode, 200)
     const start = Date.now()
-    await disableClient(a.pg, client.clientId)
+    await a.repos.clients.disable(client.clientId)
     const [ea, eb] = await Promise.all([timeUntilRevoked(a, token, start), timeUntilRevoked(b, token, start)])
     t.ok(ea < 1000 && eb < 1000, `refused within ${ea} and ${eb} ms`)
   })
 
   t.test('a replica that starts later loads the revocations at once', async (t) => {
     const user = await loginAs(a)
-    await revokeSession(a.pg, user.sessionId, 'admin')
+    await a.repos.sessions.revoke(user.sessionId, 'admin')
     const c = await build(t, { env: ENV, routes: testRoutes })
     const res = await injectAs(c, user.accessToken, { method: 'GET', url: '/test/whoami' })
     t.equal(res.json().code, 'AUTH_TOKEN_REVOKED')

@@ -12,11 +12,11 @@ const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY, RATE
 
 /** Test-only routes: who the token says we are, and one that needs a scope nobody has. */
 function testRoutes (app: FastifyInstance): void {
-  app.get('/test/whoami', { onRequest: app.authenticate }, async (request) => request.principal)
-  app.post('/test/whoami', { onRequest: app.authenticate }, async (request) => request.principal)
-  app.get('/test/admin', { onRequest: app.authenticate, preHandler: app.requireScope('admin') }, async () => ({ ok: true }))
-  app.get('/test/notes-read', { preHandler: [app.authenticate, app.requireScope('notes:read')] }, async () => ({ ok: true }))
-  app.get('/test/forgot-authenticate', { preHandler: app.requireScope('notes:read') }, async () => ({ ok: true }))
+  app.get('/test/whoami', { preParsing: app.authenticate }, async (request) => request.principal)
+  app.post('/test/whoami', { preParsing: app.authenticate }, async (request) => request.principal)
+  app.get('/test/admin', { preParsing: [app.authenticate, app.requireScope('admin')] }, async () => ({ ok: true }))
+  app.get('/test/notes-read', { preParsing: [app.authenticate, app.requireScope('notes:read')] }, async () => ({ ok: true }))
+  app.get('/test/forgot-authenticate', { preParsing: app.requireScope('notes:read') }, async () => ({ ok: true }))
 }
 
 function bearer (app: FastifyInstance, token: string, url = '/test/whoami'): Promise<LightMyRequestResponse> {

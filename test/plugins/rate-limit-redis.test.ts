@@ -1,10 +1,8 @@
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
-import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
-import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { Redis } from 'ioredis'
-import app from '../../app.js'
-import { buildServerOptions } from '../../server-options.js'
+import { buildServer } from '../../serve.js'
 import { testConfig } from '../helper.js'
 
 const REDIS_URL = process.env.REDIS_URL
@@ -34,8 +32,7 @@ async function replicas (t: Test, count: number, env: Record<string, string>): P
   const config = await testConfig({ REDIS_URL: REDIS_URL ?? '', ...env })
   const apps: FastifyInstance[] = []
   for (let i = 0; i < count; i++) {
-    const server = Fastify(buildServerOptions(config))
-    await server.register(fp(app), { config })
+    const server = await buildServer(config)
     await server.register(testRoutes)
     await server.ready()
     t.teardown(() => server.close())

@@ -1,23 +1,14 @@
 import { randomUUID } from 'node:crypto'
 import t, { type Test } from 'tap'
-import Fastify, { type FastifyInstance, type FastifyPluginAsync, type FastifyRequest } from 'fastify'
-import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyPluginAsync, FastifyRequest } from 'fastify'
 import { normalizeIP } from '@fastify/rate-limit'
-import app from '../../app.js'
-import { clientKey } from '../../plugins/rate-limit.js'
-import { loadConfig } from '../../lib/config.js'
-import { buildServerOptions } from '../../server-options.js'
-import { build, testConfig } from '../helper.js'
+import { clientKey } from '../../plugins/external/rate-limit.js'
+import { loadConfig } from '../../config/load.js'
+import { build } from '../helper.js'
 
 /** The app as production builds it, plus test routes registered before ready. */
-async function buildWith (t: Test, env: Record<string, string>, routes: FastifyPluginAsync): Promise<FastifyInstance> {
-  const config = await testConfig(env)
-  const server = Fastify(buildServerOptions(config))
-  await server.register(fp(app), { config })
-  await server.register(routes)
-  await server.ready()
-  t.teardown(() => server.close())
-  return server
+function buildWith (t: Test, env: Record<string, string>, routes: FastifyPluginAsync): Promise<FastifyInstance> {
+  return build(t, { env, routes: async (app) => { await app.register(routes) } })
 }
 
 // Routes standing in for the real ones: /ip echoes the client address the limiter sees;

@@ -4,7 +4,6 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { ClientCredentials } from 'simple-oauth2'
 import { build, clientToken, createServiceClient, injectAs } from '../helper.js'
 import { TEST_JWT_SECRET, TEST_SECRET_KEY, decode } from '../fixtures/jwt.js'
-import { disableClient } from '../../lib/repositories/clients.js'
 
 // POST /auth/token: the OAuth 2.0 client credentials grant (RFC 6749 §4.4), with
 // §5.2 error bodies, tried with a stock client library and by hand.
@@ -103,7 +102,7 @@ t.test('POST /auth/token', async (t) => {
     const victim = await createServiceClient(app, { scopes: ['notes:read'] })
     const token = await clientToken(app, { clientId: victim.clientId })
     t.equal((await injectAs(app, token, { method: 'GET', url: '/auth/me' })).statusCode, 200)
-    await disableClient(app.pg, victim.clientId)
+    await app.repos.clients.disable(victim.clientId)
     const start = Date.now()
     let status = 200
     while (status === 200 && Date.now() - start < 2000) {

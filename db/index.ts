@@ -1,0 +1,17 @@
+import { clientsRepository } from './clients.js'
+import { notesRepository } from './notes.js'
+import type { Database } from './queryable.js'
+import { sessionsRepository } from './sessions.js'
+import { usersRepository } from './users.js'
+
+/** Every table behind a small interface: the app decorates these, scripts use them directly. */
+export function repositories (db: Database) {
+  return {
+    users: usersRepository(db),
+    sessions: sessionsRepository(db),
+    clients: clientsRepository(db),
+    notes: notesRepository(db)
+  }
+}
+
+export type Repositories = ReturnType<typeof repositories>

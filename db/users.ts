@@ -1,0 +1,47 @@
+import { isUniqueViolation, type Queryable } from './queryable.js'
+
+export interface User {
+  id: string
+  email: string
+  created_at: Date
+}
+export interface UserWithHash extends User {
+  password_hash: string
+}
+
+// Emails are trimmed by the caller and lower-cased here by PostgreSQL itself, so
+// that the stored value always satisfies the table's CHECK (email = lower(btrim(email))).
+
+/** Accounts. Every query is parameterised. */
+export function usersRepository (db: Queryable) {
+  return {
+    /** The new user, or undefined when the email is already registered. */
+    async create (email: string, passwordHash: string): Promise<User | undefined> {
+      try {
+        const { rows } = await db.query<User>(
+          'INSERT INTO users (email, password_hash) VALUES (lower($1), $2) RETURNING id, email, created_at',
+          [email, passwordHash]
+        )
+        return rows[0]
+      } catch (err) {
+        if (isUniqueViolation(err)) return undefined
+        throw err
+      }
+    },
+
+    async findByEmail (email: string): Promise<UserWithHash | undefined> {
+      const { rows } = await db.query<UserWithHash>(
+        'SELECT id, email, password_hash, created_at FROM users WHERE email = lower($1)',
+        [email]
+      )
+      return rows[0]
+    },
+
+    async findById (id: string): Promise<User | undefined> {
+      const { rows } = await db.query<User>('SELECT id, email, created_at FROM users WHERE id = $1', [id])
+      return rows[0]
+    }
+  }
+}
+
+export type UsersRepository = ReturnType<typeof usersRepository>
