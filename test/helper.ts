@@ -1,12 +1,15 @@
 import { randomBytes, randomUUID } from 'node:crypto'
 import { Writable } from 'node:stream'
-import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyPluginAsync, type InjectOptions, type LightMyRequestResponse } from 'fastify'
 import pg from 'pg'
 import type pino from 'pino'
 import t, { type Test } from 'tap'
 import { loadConfig } from '../config/load.js'
 import type { Config } from '../config/schema.js'
 import { buildServer } from '../serve.js'
+import { buildServerOptions } from '../server-options/index.js'
+import configPlugin from '../plugins/config.js'
+import errorsPlugin from '../plugins/errors.js'
 import { hashPassword } from '../lib/passwords.js'
 
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? ''
@@ -81,6 +84,23 @@ export async function build (test: Test, options: BuildOptions = {}): Promise<Fa
     const routes = options.routes
     await server.register(async function testRoutes (instance) { await routes(instance) })
   }
+  await server.ready()
+  test.teardown(() => server.close())
+  return server
+}
+
+/**
+ * Plugins alone, as fastify-cli's app-ts template tests its plugins: the shared
+ * server options, the configuration and the error handler, then only `plugins`
+ * (each plugin's declared dependencies must be among them), then `routes`.
+ */
+export async function buildPlugins (test: Test, plugins: FastifyPluginAsync[], options: Omit<BuildOptions, 'logs'> = {}): Promise<FastifyInstance> {
+  const config = await testConfig(options.env)
+  const server = Fastify(buildServerOptions(config))
+  await server.register(configPlugin, { config })
+  await server.register(errorsPlugin)
+  for (const plugin of plugins) await server.register(plugin)
+  if (options.routes) await options.routes(server)
   await server.ready()
   test.teardown(() => server.close())
   return server

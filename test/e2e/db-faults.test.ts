@@ -10,7 +10,7 @@ import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../db/embedded-
 import { build } from '../helper.js'
 
 // A private PostgreSQL that this file stops and starts, so that the app meets a
-// real outage (SPEC §5): the shared test server must never be touched this way.
+// real outage (docs/contract.md, "Running it"): the shared test server must never be touched this way.
 
 const dir = mkdtempSync(join(tmpdir(), 'db-faults-pg-'))
 // Run as root, PostgreSQL runs as a `postgres` user, which must reach the folder.

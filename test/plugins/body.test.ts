@@ -26,7 +26,7 @@ t.test('a response schema lets no unnamed field (a password hash) leave the serv
 })
 
 t.test('deeply nested JSON is answered quickly and never with a 5xx', async (t) => {
-  const app = await build(t, { routes, env: { RATE_LIMIT_MAX: '1000' } })
+  const app = await build(t, { routes })
   for (const depth of [10_000, 100_000]) {
     for (const payload of [
       '{"a":'.repeat(depth) + '1' + '}'.repeat(depth),

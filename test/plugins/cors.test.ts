@@ -1,6 +1,8 @@
 import t from 'tap'
 import type { LightMyRequestResponse } from 'fastify'
-import { build } from '../helper.js'
+import cors from '../../plugins/external/cors.js'
+import securityHeaders from '../../plugins/external/security-headers.js'
+import { build, buildPlugins } from '../helper.js'
 
 const APP = 'https://app.example.com'
 const env = { CORS_ORIGINS: `${APP},http://localhost:3000` }
@@ -134,4 +136,18 @@ t.test('answers * without credentials when any origin is allowed (header tokens 
   t.equal(pre.statusCode, 204)
   t.equal(pre.headers['access-control-allow-origin'], '*')
   t.equal(pre.headers['access-control-allow-credentials'], undefined)
+})
+
+t.test('alone (after security-headers, as declared), a listed origin is allowed and a look-alike gets no CORS header', async (t) => {
+  const app = await buildPlugins(t, [securityHeaders, cors], { env, routes (app) { app.get('/thing', async () => ({ ok: true })) } })
+  const listed = await app.inject({ url: '/thing', headers: { origin: APP } })
+  t.equal(listed.headers['access-control-allow-origin'], APP)
+  t.equal(listed.headers['access-control-allow-credentials'], 'true')
+  const preflight = await app.inject({ method: 'OPTIONS', url: '/thing', headers: { origin: APP, 'access-control-request-method': 'PATCH' } })
+  t.equal(preflight.statusCode, 204)
+  t.equal(preflight.headers['x-content-type-options'], 'nosniff', 'the preflight carries the security headers')
+  for (const origin of REFUSED) {
+    const res = await app.inject({ method: 'OPTIONS', url: '/thing', headers: { origin, 'access-control-request-method': 'GET' } })
+    t.same(corsHeaders(res), [], origin)
+  }
 })

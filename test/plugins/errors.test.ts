@@ -65,7 +65,7 @@ function testRoutes (calls: Calls) {
 
 async function setup (t: Test, env: Record<string, string> = {}) {
   const calls: Calls = { echo: 0 }
-  const app = await build(t, { routes: testRoutes(calls), env: { RATE_LIMIT_MAX: '10000', ...env } })
+  const app = await build(t, { routes: testRoutes(calls), env })
   return { app, calls }
 }
 

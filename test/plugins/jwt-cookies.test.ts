@@ -3,10 +3,10 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { build, loginAs, registerUser, TEST_PASSWORD } from '../helper.js'
 import { TEST_JWT_SECRET, TEST_SECRET_KEY, decode, forge, userClaims } from '../fixtures/jwt.js'
 
-// Tokens in cookies (SPEC §3): Flask-JWT-Extended's cookie names, double-submit CSRF,
+// Tokens in cookies (docs/contract.md, "Tokens"): Flask-JWT-Extended's cookie names, double-submit CSRF,
 // the order of JWT_TOKEN_LOCATION and no fallback after a bad first location.
 
-const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY, RATE_LIMIT_AUTH_MAX: '1000', RATE_LIMIT_MAX: '100000' }
+const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY }
 
 function testRoutes (app: FastifyInstance): void {
   app.get('/test/whoami', { preParsing: app.authenticate }, async (request) => request.principal)

@@ -4,11 +4,11 @@ import type { FastifyInstance } from 'fastify'
 import { ADMIN_URL, build, createServiceClient, clientToken, injectAs, loginAs } from '../helper.js'
 import { TEST_JWT_SECRET, TEST_SECRET_KEY } from '../fixtures/jwt.js'
 
-// Revocation across replicas (SPEC §3): two apps on one database stand for two
+// Revocation across replicas (docs/contract.md, "Tokens"): two apps on one database stand for two
 // replicas; a revocation made on one must be refused by the other within 1 s, with
 // no database query per authenticated request.
 
-const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY, RATE_LIMIT_MAX: '100000' }
+const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY }
 
 function testRoutes (app: FastifyInstance): void {
   app.get('/test/whoami', { preParsing: app.authenticate }, async (request) => request.principal)

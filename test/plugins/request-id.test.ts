@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import pg from 'pg'
 import { ApiError } from '../../lib/errors.js'
-import { build } from '../helper.js'
+import requestId from '../../plugins/app/request-id.js'
+import { build, buildPlugins } from '../helper.js'
 import { rawRequest } from '../fixtures/raw-http.js'
 import type { FastifyInstance, InjectOptions } from 'fastify'
 
@@ -15,7 +16,7 @@ const Body = {
   additionalProperties: false
 } as const
 
-/** Test routes that answer each status of SPEC §2 the way real routes do. */
+/** Test routes that answer each status of the contract the way real routes do. */
 function statusRoutes (app: FastifyInstance): void {
   app.post('/test/echo', { schema: { body: Body } }, async function echo (request) { return request.body })
   app.get('/test/boom', async function boom () { throw new Error('boom') })
@@ -67,7 +68,7 @@ t.test('an invalid X-Request-ID is replaced by a new UUID v4', async (t) => {
 })
 
 t.test('the request id is on every response and equals requestId in error bodies', async (t) => {
-  const app = await build(t, { routes: statusRoutes, env: { BODY_LIMIT: '1024', RATE_LIMIT_MAX: '10000' } })
+  const app = await build(t, { routes: statusRoutes, env: { BODY_LIMIT: '1024' } })
   const cases: Array<[number, InjectOptions & { url: string }]> = [
     [200, { url: '/health/live' }],
     [200, { method: 'POST', url: '/test/echo', headers: json, payload: { name: 'ok' } }],
@@ -169,4 +170,18 @@ t.test('over a real socket: CR/LF tricks, raw UTF-8 and oversized headers never 
   // The process is still serving.
   const after = await fetch(`http://127.0.0.1:${port}/health/live`)
   t.equal(after.status, 200)
+})
+
+t.test('alone, the plugin echoes the id on a success, a thrown error and a reply sent from an onRequest hook', async (t) => {
+  const app = await buildPlugins(t, [requestId], {
+    routes (app) {
+      app.get('/ok', async () => ({ ok: true }))
+      app.get('/fail', async () => { throw new ApiError('NOT_FOUND', 'nothing here') })
+      app.get('/early', { onRequest: (_request, reply, done) => { reply.code(204).send(); done() } }, async () => ({ never: true }))
+    }
+  })
+  for (const url of ['/ok', '/fail', '/early']) {
+    const res = await app.inject({ url, headers: { 'x-request-id': `alone${url.replace('/', '-')}` } })
+    t.equal(res.headers['x-request-id'], `alone${url.replace('/', '-')}`, url)
+  }
 })

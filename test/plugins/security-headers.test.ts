@@ -1,6 +1,7 @@
 import t from 'tap'
 import type { FastifyInstance } from 'fastify'
-import { build, productionEnv } from '../helper.js'
+import securityHeaders from '../../plugins/external/security-headers.js'
+import { build, buildPlugins, productionEnv } from '../helper.js'
 
 function routes (app: FastifyInstance): void {
   app.get('/test/boom', async function boom () { throw new Error('boom') })
@@ -44,5 +45,22 @@ t.test('Strict-Transport-Security only in production, for at least a year', asyn
     t.match(hsts, /max-age=(\d+)/, `${request.url} (${res.statusCode})`)
     t.ok(Number(/max-age=(\d+)/.exec(hsts)?.[1]) >= 31_536_000, 'at least one year (ASVS 3.4.1)')
     t.match(hsts, /includeSubDomains/)
+  }
+})
+
+t.test('alone, the plugin gives a route and a thrown error the same headers', async (t) => {
+  const app = await buildPlugins(t, [securityHeaders], {
+    routes (app) {
+      app.get('/ok', async () => ({ ok: true }))
+      app.get('/fail', async () => { throw new Error('boom') })
+    }
+  })
+  for (const url of ['/ok', '/fail']) {
+    const res = await app.inject({ url })
+    t.equal(res.headers['x-content-type-options'], 'nosniff', url)
+    t.equal(res.headers['content-security-policy'], "default-src 'none';frame-ancestors 'none';base-uri 'none';form-action 'none'", url)
+    t.equal(res.headers['cross-origin-resource-policy'], 'same-site', url)
+    t.equal(res.headers['cache-control'], 'no-store', url)
+    t.notOk(res.headers['x-xss-protection'], `${url}: no header for the retired XSS auditor`)
   }
 })

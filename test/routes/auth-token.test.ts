@@ -8,7 +8,7 @@ import { TEST_JWT_SECRET, TEST_SECRET_KEY, decode } from '../fixtures/jwt.js'
 // POST /auth/token: the OAuth 2.0 client credentials grant (RFC 6749 §4.4), with
 // §5.2 error bodies, tried with a stock client library and by hand.
 
-const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY, RATE_LIMIT_AUTH_MAX: '1000', RATE_LIMIT_MAX: '100000' }
+const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY }
 const FORM = { 'content-type': 'application/x-www-form-urlencoded' }
 
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`

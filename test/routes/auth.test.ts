@@ -4,10 +4,10 @@ import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { build, clientToken, injectAs, loginAs, registerUser, TEST_PASSWORD } from '../helper.js'
 import { TEST_JWT_SECRET, TEST_SECRET_KEY, decode } from '../fixtures/jwt.js'
 
-// Accounts (SPEC §4): register, login, refresh with rotation and reuse detection,
+// Accounts (docs/contract.md, "Accounts"): register, login, refresh with rotation and reuse detection,
 // logout, me; and every kind of bad input getting the common error shape.
 
-const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY, RATE_LIMIT_AUTH_MAX: '1000', RATE_LIMIT_MAX: '100000' }
+const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY }
 
 function post (app: FastifyInstance, url: string, payload: unknown, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
   return app.inject({ method: 'POST', url, payload: payload as object, headers })

@@ -4,7 +4,6 @@ import t from 'tap'
 import { build, injectAs, loginAs } from '../helper.js'
 
 // These tests send far more requests than the default rate limit allows in a minute.
-const MANY = { RATE_LIMIT_MAX: '100000' }
 
 interface Note { id: string, title: string, body: string, version: number }
 
@@ -15,7 +14,7 @@ async function createNote (app: FastifyInstance, token: string, payload: object 
 }
 
 t.test('20 concurrent PATCHes with the same If-Match: exactly one wins, 19 get 412', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const { note, etag } = await createNote(app, user.accessToken)
 
@@ -33,7 +32,7 @@ t.test('20 concurrent PATCHes with the same If-Match: exactly one wins, 19 get 4
 })
 
 t.test('20 concurrent PATCHes without If-Match all apply: no version is lost', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const { note } = await createNote(app, user.accessToken)
   const results = await Promise.all(Array.from({ length: 20 }, (_, i) => injectAs(app, user.accessToken, {
@@ -47,7 +46,7 @@ t.test('20 concurrent PATCHes without If-Match all apply: no version is lost', a
 })
 
 t.test('50 concurrent creates are all stored', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const results = await Promise.all(Array.from({ length: 50 }, (_, i) => injectAs(app, user.accessToken, {
     method: 'POST', url: '/notes', payload: { title: `c${i}` }
@@ -60,7 +59,7 @@ t.test('50 concurrent creates are all stored', async (t) => {
 })
 
 t.test('If-Match: a stale, foreign, weak or unreadable ETag is a 412 and changes nothing', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const { note, etag: v1 } = await createNote(app, user.accessToken)
   const other = await createNote(app, user.accessToken, { title: 'Other' })
@@ -87,7 +86,7 @@ t.test('If-Match: a stale, foreign, weak or unreadable ETag is a 412 and changes
 })
 
 t.test('If-Match: the current ETag, one of a list, or * lets the write through', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const { note, etag: v1 } = await createNote(app, user.accessToken)
 
@@ -109,7 +108,7 @@ t.test('If-Match: the current ETag, one of a list, or * lets the write through',
 })
 
 t.test('concurrent DELETEs of one note: one 204, the rest 404', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const { note } = await createNote(app, user.accessToken)
   const results = await Promise.all(Array.from({ length: 10 }, () => injectAs(app, user.accessToken, { method: 'DELETE', url: `/notes/${note.id}` })))

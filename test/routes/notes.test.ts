@@ -4,7 +4,6 @@ import t from 'tap'
 import { build, clientToken, injectAs, loginAs } from '../helper.js'
 
 // These tests send far more requests than the default rate limit allows in a minute.
-const MANY = { RATE_LIMIT_MAX: '100000' }
 
 interface Note { id: string, title: string, body: string, created_at: string, updated_at: string, version: number }
 
@@ -23,7 +22,7 @@ function shape (body: string): object {
 const NOTE_KEYS = ['body', 'created_at', 'id', 'title', 'updated_at', 'version']
 
 t.test('POST /notes creates a note: 201 with Location, ETag and the note', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const res = await injectAs(app, user.accessToken, { method: 'POST', url: '/notes', payload: { title: 'First' } })
   t.equal(res.statusCode, 201)
@@ -47,7 +46,7 @@ t.test('POST /notes creates a note: 201 with Location, ETag and the note', async
 })
 
 t.test('GET /notes/:id answers 304 to If-None-Match with the current ETag', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const { note, etag } = await createNote(app, user.accessToken)
   const get = (headers: Record<string, string>) => injectAs(app, user.accessToken, { method: 'GET', url: `/notes/${note.id}`, headers })
@@ -77,7 +76,7 @@ t.test('GET /notes/:id answers 304 to If-None-Match with the current ETag', asyn
 })
 
 t.test('PATCH /notes/:id changes the given fields: 200 with the new version and ETag', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const { note, etag } = await createNote(app, user.accessToken, { title: 'Title', body: 'Body' })
 
@@ -95,7 +94,7 @@ t.test('PATCH /notes/:id changes the given fields: 200 with the new version and 
 })
 
 t.test('DELETE /notes/:id answers 204, and the note is gone', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const { note } = await createNote(app, user.accessToken)
   const res = await injectAs(app, user.accessToken, { method: 'DELETE', url: `/notes/${note.id}` })
@@ -113,7 +112,7 @@ t.test('DELETE /notes/:id answers 204, and the note is gone', async (t) => {
 })
 
 t.test('GET /notes lists the caller\'s notes, newest first, 20 by default', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const other = await loginAs(app)
   await createNote(app, other.accessToken, { title: 'not mine' })
@@ -136,7 +135,7 @@ t.test('GET /notes lists the caller\'s notes, newest first, 20 by default', asyn
 })
 
 t.test('with cookie tokens, writes need the CSRF header and reads do not', async (t) => {
-  const app = await build(t, { env: { ...MANY, JWT_TOKEN_LOCATION: 'cookies' } })
+  const app = await build(t, { env: { JWT_TOKEN_LOCATION: 'cookies' } })
   const user = await loginAs(app)
   const cookie = `access_token_cookie=${user.accessToken}`
 
@@ -160,7 +159,7 @@ t.test('with cookie tokens, writes need the CSRF header and reads do not', async
 })
 
 t.test('every notes route needs an access token', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const id = randomUUID()
   const routes: InjectOptions[] = [
     { method: 'POST', url: '/notes', payload: { title: 'x' } },
@@ -187,7 +186,7 @@ t.test('every notes route needs an access token', async (t) => {
 })
 
 t.test('another user\'s note is a 404 indistinguishable from a missing one, for every method', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const alice = await loginAs(app)
   const bob = await loginAs(app)
   const { note, etag } = await createNote(app, alice.accessToken, { title: 'Alice', body: 'private' })
@@ -217,7 +216,7 @@ t.test('another user\'s note is a 404 indistinguishable from a missing one, for 
 })
 
 t.test('a malformed note id is a 404, never a 400 or 500', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const ids = ['not-a-uuid', '1', "'%20OR%201=1--", `{${randomUUID()}}`, randomUUID().replace(/-/g, ''), `${randomUUID()}x`, 'a'.repeat(100), '%00']
   for (const id of ids) {
@@ -234,7 +233,7 @@ t.test('a malformed note id is a 404, never a 400 or 500', async (t) => {
 })
 
 t.test('scopes: notes:read reads, notes:write writes, no scope does nothing', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const alice = await loginAs(app)
   const { note } = await createNote(app, alice.accessToken)
   const writes: InjectOptions[] = [
@@ -277,7 +276,7 @@ t.test('scopes: notes:read reads, notes:write writes, no scope does nothing', as
 })
 
 t.test('service clients read any note and list one user\'s notes, but never write', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const alice = await loginAs(app)
   const bob = await loginAs(app)
   const a1 = await createNote(app, alice.accessToken, { title: 'a1' })
@@ -318,7 +317,7 @@ t.test('service clients read any note and list one user\'s notes, but never writ
 })
 
 t.test('a user who names another owner gets 403; naming themselves is fine', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const alice = await loginAs(app)
   const bob = await loginAs(app)
   await createNote(app, alice.accessToken)
@@ -334,7 +333,7 @@ t.test('a user who names another owner gets 403; naming themselves is fine', asy
 })
 
 t.test('POST /notes refuses bad input with the error shape, and stores nothing', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const post = (payload: unknown, headers: Record<string, string> = {}) =>
     injectAs(app, user.accessToken, { method: 'POST', url: '/notes', headers: { 'content-type': 'application/json', ...headers }, payload: typeof payload === 'string' ? payload : JSON.stringify(payload) })
@@ -393,7 +392,7 @@ t.test('a body over BODY_LIMIT is a 413', async (t) => {
 })
 
 t.test('PATCH /notes/:id refuses bad input and changes nothing', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const { note } = await createNote(app, user.accessToken, { title: 'Keep', body: 'Keep' })
   const cases: Array<[string, unknown]> = [
@@ -419,7 +418,7 @@ t.test('PATCH /notes/:id refuses bad input and changes nothing', async (t) => {
 })
 
 t.test('GET /notes refuses bad query strings', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   for (const query of ['limit=0', 'limit=101', 'limit=abc', 'limit=1.5', 'limit=-1', 'limit=1&limit=2', 'sort=title', 'owner=not-a-uuid', 'cursor=', 'cursor=%00', `cursor=${'a'.repeat(513)}`]) {
     const res = await injectAs(app, user.accessToken, { method: 'GET', url: `/notes?${query}` })
@@ -433,7 +432,7 @@ t.test('GET /notes refuses bad query strings', async (t) => {
 })
 
 t.test('a method a notes path does not serve is a 404', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const user = await loginAs(app)
   const { note } = await createNote(app, user.accessToken)
   for (const [method, url] of [['PUT', `/notes/${note.id}`], ['DELETE', '/notes'], ['PATCH', '/notes'], ['POST', `/notes/${note.id}`]] as const) {
@@ -444,7 +443,7 @@ t.test('a method a notes path does not serve is a 404', async (t) => {
 })
 
 t.test('the OpenAPI document describes every notes route and status', async (t) => {
-  const app = await build(t, { env: MANY })
+  const app = await build(t, {})
   const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json()
   const paths = doc.paths as Record<string, Record<string, { security: unknown[], responses: Record<string, unknown> }>>
   t.same(Object.keys(paths['/notes']!).sort(), ['get', 'post'])

@@ -10,7 +10,7 @@ import { TEST_JWT_SECRET, TEST_SECRET_KEY } from '../fixtures/jwt.js'
 // with the service's environment variables and no .env file (an empty folder).
 
 const SCRIPT = resolve(import.meta.dirname, '..', '..', 'dist', 'scripts', 'clients.js')
-const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY, RATE_LIMIT_AUTH_MAX: '1000', RATE_LIMIT_MAX: '100000' }
+const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY }
 
 interface Run { code: number, stdout: string, stderr: string, lines: Array<Record<string, unknown>> }
 
