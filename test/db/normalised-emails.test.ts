@@ -40,7 +40,7 @@ t.test('stored emails are normalised; of the accounts that now collide, the one 
     ['plain@x.co', '1 day']
   ]
   for (const [email, age] of legacy) {
-    await client.query(`INSERT INTO users (email, password_hash, created_at) VALUES ($1, 'h', now() - $2::interval)`, [email, age])
+    await client.query('INSERT INTO users (email, password_hash, created_at) VALUES ($1, \'h\', now() - $2::interval)', [email, age])
   }
   const before = await client.query<{ id: string, email: string }>('SELECT id, email FROM users')
   const idOf = (email: string) => before.rows.find((r) => r.email === email)?.id
