@@ -30,9 +30,9 @@ export function unsafeInput (data: unknown): { path: string, message: string } |
       for (let i = 0; i < value.length; i++) stack.push([value[i], `${path}/${i}`])
     } else if (typeof value === 'object' && value !== null) {
       for (const [key, item] of Object.entries(value)) {
-        const at = `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`
-        if (!safeText(key)) return { path: at, message: 'must not be a key holding U+0000 or a lone surrogate' }
-        stack.push([item, at])
+        // The object is named, not the key: the answer never echoes what it refuses.
+        if (!safeText(key)) return { path, message: 'must not have a key holding U+0000 or a lone surrogate' }
+        stack.push([item, `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`])
       }
     }
   }
