@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from '../../lib/config.js'
 import { CONFIG_VARIABLES } from '../../schemas/config.js'
 import { build } from '../helper.js'
 import { ROOT, finalStage, instructions, readDockerfile, stageEnv } from '../fixtures/deploy/dockerfile.js'
+import { KUBERNETES_VERSION, validateObjects } from '../fixtures/deploy/kubernetes-schema.js'
 
 // The deployment files are checked against the application itself: probe paths
 // answer on the real app, every variable is one the app reads, the ConfigMap and
@@ -110,6 +111,33 @@ t.test('kubectl kustomize builds the kustomization', {
   }
   const image = built.find((o) => o.kind === 'Deployment')?.spec.template.spec.containers[0].image
   t.match(image, /:\S+$/, 'the image has a tag')
+  const problems = await validateObjects(built.map((doc) => ({ label: `${doc.kind} ${doc.metadata?.name}`, doc })))
+  t.same(problems, [], `every built object is valid against the Kubernetes ${KUBERNETES_VERSION} API schemas`)
+})
+
+t.test(`every manifest file validates against the Kubernetes ${KUBERNETES_VERSION} API schemas`, async (t) => {
+  const problems = await validateObjects(manifests.map((m) => ({ label: `${m.file} ${m.doc.kind} ${m.doc.metadata?.name}`, doc: m.doc })))
+  t.same(problems, [], `${manifests.length} objects: no unknown field, no wrong type, no missing required field`)
+})
+
+t.test('the schema check rejects an unknown field, a wrong type, a missing required field and an unknown kind', async (t) => {
+  const broken = (change: (d: Obj) => void) => {
+    const doc = structuredClone(deployment)
+    change(doc)
+    return validateObjects([{ label: 'Deployment', doc }])
+  }
+  const unknown = await broken((d) => { d.spec.template.spec.containers[0].securityContext.readOnlyRootFileSystem = true })
+  t.match(unknown.join('\n'), /'readOnlyRootFileSystem' does not exist in type/, 'a misspelt field deep in the pod template')
+  const topLevel = await broken((d) => { d.spec.replica = 3 })
+  t.match(topLevel.join('\n'), /'replica' does not exist/, 'a misspelt field of the spec')
+  const type = await broken((d) => { d.spec.replicas = '2' })
+  t.match(type.join('\n'), /replicas must be integer/, 'a string where the API wants an integer')
+  const required = await broken((d) => { delete d.spec.template.spec.containers[0].name })
+  t.match(required.join('\n'), /must have required property .?name/, 'a container without its name')
+  const enumValue = await broken((d) => { d.spec.template.spec.containers[0].imagePullPolicy = 'Sometimes' })
+  t.match(enumValue.join('\n'), /imagePullPolicy must be equal to one of the allowed values/, 'a value outside the API\'s enum')
+  const kind = await validateObjects([{ label: 'HPA', doc: { ...one('HorizontalPodAutoscaler'), apiVersion: 'autoscaling/v3' } }])
+  t.match(kind.join('\n'), /autoscaling\/v3 HorizontalPodAutoscaler is not a kind of the Kubernetes/, 'an apiVersion the API does not serve')
 })
 
 t.test('probe paths answer 200 on the real app, on the port the app listens on', async (t) => {
