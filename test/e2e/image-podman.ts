@@ -64,9 +64,12 @@ async function main (): Promise<void> {
     return
   }
   // The build stage on its own (every layer cached by now): the one place `COPY . .` could carry the decoys.
+  // Kept tagged, as the image is: removing it would take the layer cache of the next run with it.
   const buildStageTag = `${tag}-build-stage`
+  const previousBuildStage = (await podman.run(['image', 'inspect', '--format', '{{.Id}}', buildStageTag])).stdout.trim()
   const buildStage = await podman.run(['build', ...buildArgs, '--target', 'build', '--tag', buildStageTag, context], { timeoutMs: 300_000 })
-  t.teardown(() => podman.run(['rmi', buildStageTag]))
+  const buildStageId = (await podman.run(['image', 'inspect', '--format', '{{.Id}}', buildStageTag])).stdout.trim()
+  if (previousBuildStage && previousBuildStage !== buildStageId) await podman.run(['rmi', previousBuildStage])
   const [image] = JSON.parse(await podman.must(['image', 'inspect', tag]))
   if (previous && previous !== image.Id) await podman.run(['rmi', previous])
   t.comment(`podman build: ${buildMs} ms; image ${(image.Size / 1e6).toFixed(0)} MB (base ${(await baseSize(podman, base.name) / 1e6).toFixed(0)} MB)`)
