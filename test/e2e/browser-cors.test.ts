@@ -72,10 +72,18 @@ async function main (): Promise<void> {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
   })
   t.teardown(() => browser.close())
+  const consoles = new WeakMap<object, string[]>()
   const open = async (origin: string) => {
     const page = await browser.newPage()
+    const lines: string[] = []
+    page.on('console', (message) => lines.push(message.text()))
+    consoles.set(page, lines)
     await page.goto(origin)
     return page
+  }
+  /** A failed evaluate, with what the browser logged: Chromium explains each CORS refusal there. */
+  const explain = (page: object) => (err: Error): never => {
+    throw new Error(`${err.message.split('\n')[0]}\nbrowser console:\n${(consoles.get(page) ?? []).join('\n')}`)
   }
 
   t.test('from a listed origin, fetch reads the response and its exposed headers, and a preflighted PATCH with If-Match succeeds', async (t) => {
@@ -105,7 +113,7 @@ async function main (): Promise<void> {
         stale: { status: stale.status, body: await stale.json() as Record<string, any> },
         read: { status: read.status, body: await read.json() as Record<string, any> }
       }
-    }, { api, email: user.email, password: TEST_PASSWORD })
+    }, { api, email: user.email, password: TEST_PASSWORD }).catch(explain(page))
     t.equal(result.loginStatus, 200, 'the JSON login (preflighted) is answered and read')
     t.equal(result.created.status, 201)
     t.equal(result.created.requestId, 'browser-create-1', 'the request id is readable (exposed)')
@@ -143,7 +151,7 @@ async function main (): Promise<void> {
         created: created.status,
         patched: { status: patched.status, body: await patched.json() as Record<string, any> }
       }
-    }, { api, email: user.email, password: TEST_PASSWORD })
+    }, { api, email: user.email, password: TEST_PASSWORD }).catch(explain(page))
     t.equal(result.loginStatus, 200)
     t.match(result.csrf, /^[\w-]{16,}$/, 'the readable CSRF cookie is there for page script')
     t.notOk(result.visible.includes('access_token_cookie'), 'the JWT cookie is HttpOnly: script cannot see it')
@@ -197,7 +205,7 @@ async function main (): Promise<void> {
       form.append(input)
       document.body.append(form)
       return results
-    }, { api })
+    }, { api }).catch(explain(page))
     // The form navigates the page away; wait for the API's answer to it.
     const navigation = page.waitForResponse((r) => r.url() === `${api}/notes` && r.request().method() === 'POST' && r.request().resourceType() === 'document')
     await page.evaluate(() => document.forms[0]!.submit())
