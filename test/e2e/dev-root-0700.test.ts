@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import { freePort } from '../fixtures/deploy/process.js'
 import { makeClone, runDev } from '../fixtures/dev-clone.js'
@@ -11,7 +12,17 @@ t.test('as root from a clone in a 0700 folder, npm run dev stops at once with on
 }, async (t) => {
   const clone = makeClone(t, 0o700)
   const dev = runDev(t, clone, { PORT: String(await freePort()), EMBEDDED_POSTGRES_PORT: String(await freePort()) })
-  const { code } = await dev.exited
+  // Bounded well inside tap's own timeout: a crash loop must fail here, with its output.
+  const outcome = await Promise.race([dev.exited, sleep(90_000).then(() => 'still running' as const)])
+  if (outcome === 'still running') {
+    const lines = dev.lines()
+    t.fail('npm run dev was still running after 90 s instead of stopping', {
+      starts: lines.filter((l) => /insecure development defaults/.test(l)).length,
+      failures: [...new Set(lines.filter((l) => /EACCES|crashed|waiting for file changes/.test(l)).map((l) => l.replace(/\d{10,}|"pid":\d+/g, '…').slice(0, 240)))]
+    })
+    return
+  }
+  const { code } = outcome
   const lines = dev.lines()
   t.not(code, 0, 'a non-zero exit')
   const said = lines.filter((l) => /embedded PostgreSQL/.test(l))

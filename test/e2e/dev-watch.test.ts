@@ -20,7 +20,7 @@ t.test('npm run dev with its output in a file inside the checkout starts once an
   const port = await freePort()
   const pgPort = await freePort()
   const dev = runDev(t, clone, { PORT: String(port), EMBEDDED_POSTGRES_PORT: String(pgPort) })
-  const readyMs = await waitFor(dev, 'a ready server', async () => await status(port) === 200)
+  const readyMs = await waitFor(dev, 'ready server', async () => await status(port) === 200)
   t.comment(`ready ${readyMs} ms after \`npm run dev\``)
 
   // Readiness polled every 100 ms for 8 s: each request writes its line into dev.log.
@@ -46,9 +46,9 @@ t.test('npm run dev with its output in a file inside the checkout starts once an
   t.ok(count(lines, /request completed/) >= 80, 'while the log file grew by every request line')
 
   appendFileSync(join(clone.dir, 'routes', 'health', 'index.ts'), '\nexport const reloadMarker = 1\n')
-  await waitFor(dev, 'a reload line', () => count(dev.lines(), RESTART) === 1, 60_000)
-  await waitFor(dev, 'a second start', () => count(dev.lines(), LISTENING) === 2, 60_000)
-  await waitFor(dev, 'the reloaded server', async () => await status(port) === 200, 60_000)
+  await waitFor(dev, 'reload line', () => count(dev.lines(), RESTART) === 1, 60_000)
+  await waitFor(dev, 'second start', () => count(dev.lines(), LISTENING) === 2, 60_000)
+  await waitFor(dev, 'answer from the reloaded server', async () => await status(port) === 200, 60_000)
   await sleep(3000)
   lines = dev.lines()
   const reloads = lines.filter((l) => RESTART.test(l))
