@@ -10,6 +10,10 @@ import { listening, makeClone, runDev, status, waitFor } from '../fixtures/dev-c
 // or to any other file never reloads it, and a change to a source file reloads it
 // once, saying so in one line. Ports of its own (never 3000 or 54329).
 
+// A clone builds from scratch: on two shared cores, under the rest of the suite, that
+// alone can take a minute or more.
+t.setTimeout(240_000)
+
 const count = (lines: string[], pattern: RegExp) => lines.filter((l) => pattern.test(l)).length
 const LISTENING = /Server listening at/
 const INSECURE = /insecure development defaults are in use/
