@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { Agent, request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -47,8 +47,9 @@ async function main (): Promise<void> {
   const base = await ensureBaseImage(podman, nodeImage)
   t.comment(`base ${base.name} (Node.js ${base.node}, npm ${base.npm}): ${base.source} in ${base.ms} ms`)
 
-  // One tag per checkout, so that two checkouts on one machine never remove each other's image.
-  const tag = `localhost/secure-fastify-service:test-${createHash('sha256').update(ROOT).digest('hex').slice(0, 8)}`
+  // One tag per machine, replaced by each run (CI clones into a new folder each time):
+  // its layers are the next build's cache, and old images do not pile up.
+  const tag = 'localhost/secure-fastify-service:image-test'
   const previous = (await podman.run(['image', 'inspect', '--format', '{{.Id}}', tag])).stdout.trim()
   const revision = (await run('git', ['rev-parse', 'HEAD'], { cwd: ROOT })).stdout.trim() || 'unknown'
   const created = new Date().toISOString()
