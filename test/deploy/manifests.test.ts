@@ -121,23 +121,27 @@ t.test(`every manifest file validates against the Kubernetes ${KUBERNETES_VERSIO
 })
 
 t.test('the schema check rejects an unknown field, a wrong type, a missing required field and an unknown kind', async (t) => {
-  const broken = (change: (d: Obj) => void) => {
+  const broken = (label: string, change: (d: Obj) => void) => {
     const doc = structuredClone(deployment)
     change(doc)
-    return validateObjects([{ label: 'Deployment', doc }])
+    return { label, doc }
   }
-  const unknown = await broken((d) => { d.spec.template.spec.containers[0].securityContext.readOnlyRootFileSystem = true })
-  t.match(unknown.join('\n'), /'readOnlyRootFileSystem' does not exist in type/, 'a misspelt field deep in the pod template')
-  const topLevel = await broken((d) => { d.spec.replica = 3 })
-  t.match(topLevel.join('\n'), /'replica' does not exist/, 'a misspelt field of the spec')
-  const type = await broken((d) => { d.spec.replicas = '2' })
-  t.match(type.join('\n'), /replicas must be integer/, 'a string where the API wants an integer')
-  const required = await broken((d) => { delete d.spec.template.spec.containers[0].name })
-  t.match(required.join('\n'), /must have required property .?name/, 'a container without its name')
-  const enumValue = await broken((d) => { d.spec.template.spec.containers[0].imagePullPolicy = 'Sometimes' })
-  t.match(enumValue.join('\n'), /imagePullPolicy must be equal to one of the allowed values/, 'a value outside the API\'s enum')
-  const kind = await validateObjects([{ label: 'HPA', doc: { ...one('HorizontalPodAutoscaler'), apiVersion: 'autoscaling/v3' } }])
-  t.match(kind.join('\n'), /autoscaling\/v3 HorizontalPodAutoscaler is not a kind of the Kubernetes/, 'an apiVersion the API does not serve')
+  // One run of the check for all of them: each problem carries its object's label.
+  const problems = await validateObjects([
+    broken('unknown', (d) => { d.spec.template.spec.containers[0].securityContext.readOnlyRootFileSystem = true }),
+    broken('topLevel', (d) => { d.spec.replica = 3 }),
+    broken('type', (d) => { d.spec.replicas = '2' }),
+    broken('required', (d) => { delete d.spec.template.spec.containers[0].name }),
+    broken('enum', (d) => { d.spec.template.spec.containers[0].imagePullPolicy = 'Sometimes' }),
+    { label: 'kind', doc: { ...one('HorizontalPodAutoscaler'), apiVersion: 'autoscaling/v3' } }
+  ])
+  const of = (label: string) => problems.filter((p) => p.startsWith(`${label}: `)).join('\n')
+  t.match(of('unknown'), /'readOnlyRootFileSystem' does not exist in type/, 'a misspelt field deep in the pod template')
+  t.match(of('topLevel'), /'replica' does not exist/, 'a misspelt field of the spec')
+  t.match(of('type'), /replicas must be integer/, 'a string where the API wants an integer')
+  t.match(of('required'), /must have required property .?name/, 'a container without its name')
+  t.match(of('enum'), /imagePullPolicy must be equal to one of the allowed values/, 'a value outside the API\'s enum')
+  t.match(of('kind'), /autoscaling\/v3 HorizontalPodAutoscaler is not a kind of the Kubernetes/, 'an apiVersion the API does not serve')
 })
 
 t.test('probe paths answer 200 on the real app, on the port the app listens on', async (t) => {

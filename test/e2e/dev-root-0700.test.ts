@@ -17,7 +17,7 @@ t.test('as root from a clone in a 0700 folder, npm run dev stops at once with on
   const clone = makeClone(t, 0o700)
   const dev = runDev(t, clone, { PORT: String(await freePort()), EMBEDDED_POSTGRES_PORT: String(await freePort()) })
   // Bounded well inside tap's own timeout: a crash loop must fail here, with its output.
-  const outcome = await Promise.race([dev.exited, sleep(150_000).then(() => 'still running' as const)])
+  const outcome = await Promise.race([dev.exited, sleep(150_000, 'still running' as const, { ref: false })])
   if (outcome === 'still running') {
     const lines = dev.lines()
     t.fail('npm run dev was still running after 150 s instead of stopping', {
