@@ -22,6 +22,7 @@ function modules (dir: string): string[] {
 }
 
 const EVENTS = ['exit', 'beforeExit', 'SIGTERM', 'SIGINT', 'SIGHUP', 'uncaughtException', 'unhandledRejection', 'warning', 'message'] as const
+const listenersOf = (event: string): unknown[] => process.listeners(event as NodeJS.Signals)
 
 t.test('importing any module of the service reads no environment, adds no process listener and never exits', async (t) => {
   const files = modules(DIST).filter((file) => !isEntryPoint(file))
@@ -38,7 +39,7 @@ t.test('importing any module of the service reads no environment, adds no proces
       return Reflect.get(target, key)
     }
   })
-  const listeners = new Map(EVENTS.map((e) => [e, new Set(process.listeners(e))]))
+  const listeners = new Map(EVENTS.map((e) => [e, new Set(listenersOf(e))]))
   const realExit = process.exit
   let exited = false
   process.exit = ((code?: number) => { exited = true; throw new Error(`process.exit(${code}) at import`) }) as typeof process.exit
@@ -50,6 +51,6 @@ t.test('importing any module of the service reads no environment, adds no proces
   }
   t.same(reads, [], 'no environment variable read')
   t.notOk(exited, 'no exit')
-  const added = EVENTS.flatMap((e) => process.listeners(e).filter((l) => !listeners.get(e)?.has(l)).map(() => e))
+  const added = EVENTS.flatMap((e) => listenersOf(e).filter((l) => !listeners.get(e)?.has(l)).map(() => e))
   t.same(added, [], 'no process listener added')
 })
