@@ -5,7 +5,9 @@ import { ApiError } from '../../lib/errors.js'
 const METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE']
 // Browsers cache a preflight this long (seconds), saving one round trip per request.
 const PREFLIGHT_MAX_AGE = 600
-export const RATE_LIMIT_HEADERS = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after']
+export const RATE_LIMIT_HEADERS = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after', 'ratelimit-policy', 'ratelimit']
+// Safe retries (docs/contract.md): browsers may send the key and read whether the answer is a replay.
+const IDEMPOTENCY_HEADERS = { request: 'Idempotency-Key', response: 'Idempotent-Replayed' }
 
 /** Header names once each, whatever their case (the JWT header may be Authorization already). */
 function uniqueHeaders (names: string[]): string[] {
@@ -48,8 +50,8 @@ export default fp(async function corsPlugin (fastify) {
     },
     credentials: !anyOrigin,
     methods: METHODS,
-    allowedHeaders: uniqueHeaders([config.JWT_HEADER_NAME, 'Content-Type', 'X-CSRF-TOKEN', config.REQUEST_ID_HEADER]),
-    exposedHeaders: uniqueHeaders([config.REQUEST_ID_HEADER, 'ETag', 'Location', ...RATE_LIMIT_HEADERS]),
+    allowedHeaders: uniqueHeaders([config.JWT_HEADER_NAME, 'Content-Type', 'X-CSRF-TOKEN', config.REQUEST_ID_HEADER, IDEMPOTENCY_HEADERS.request]),
+    exposedHeaders: uniqueHeaders([config.REQUEST_ID_HEADER, 'ETag', 'Location', ...RATE_LIMIT_HEADERS, IDEMPOTENCY_HEADERS.response]),
     maxAge: PREFLIGHT_MAX_AGE,
     strictPreflight: true,
     preflightContinue: false
