@@ -58,8 +58,7 @@ function mapError (error: FastifyError, development: boolean): Mapped {
     const code = isErrorCode(error.code) ? error.code : codeForStatus(status)
     return { statusCode: status, code, message: error.message, headers: {} }
   }
-  // Fastify's handler timeout among them (server-options/index.ts): a dependency too slow to answer.
-  if (status === 503) return { statusCode: 503, code: 'SERVICE_UNAVAILABLE', message: 'Service unavailable; retry later', headers: { 'retry-after': '1' } }
+  if (status === 503) return { statusCode: 503, code: 'SERVICE_UNAVAILABLE', message: 'Service unavailable; retry later', headers: {} }
   // Anything else is our fault: its message may hold internals (SQL, hosts, secrets).
   return { statusCode: 500, code: 'INTERNAL_ERROR', message: development ? error.message : 'An internal error occurred', headers: {} }
 }

@@ -11,9 +11,6 @@ import { buildValidator } from './validation.js'
 // `fastify start --options dist/app.js` and by the test helper, so that tests
 // validate, log and identify requests exactly as production does.
 
-/** The longest a route may take to answer (handler, hooks and serialisation) before a 503. */
-export const HANDLER_TIMEOUT_MS = 4500
-
 export interface ServerOptionsOverrides {
   /** Where log lines go instead of stdout (the test helper collects them). */
   logStream?: pino.DestinationStream
@@ -32,9 +29,6 @@ export function buildServerOptions (config: Config, overrides: ServerOptionsOver
     onConstructorPoisoning: 'error',
     // A slow client cannot hold a request open forever (Fastify's default is no limit).
     requestTimeout: 30_000,
-    // No request waits past 5 s for an answer, whatever a dependency does (docs/contract.md,
-    // "Network faults"): past this, Fastify answers 503 and the handler's late result is dropped.
-    handlerTimeout: HANDLER_TIMEOUT_MS,
     connectionTimeout: 60_000,
     // Above the idle timeout of common ingresses (60 s) so they, not we, close idle sockets.
     keepAliveTimeout: 72_000,

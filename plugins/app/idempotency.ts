@@ -15,12 +15,18 @@ declare module 'fastify' {
 /** A completed response is replayed for this long (docs/contract.md, "Safe retries"). */
 export const KEY_TTL_MS = 24 * 60 * 60 * 1000
 /**
- * A key claimed by a request that never finished (its replica died) is free again
- * after this long. Far above any request's life: the handler timeout answers within
- * 5 s, and the database work it may still be doing is bounded by the query timeouts.
+ * A key claimed by a request that never finished (its replica died, or its deadline
+ * passed) is free again after this long: far above any handler's life, whose every
+ * query is bounded by the pool's query timeout.
  */
 export const LEASE_MS = 60_000
 const PRUNE_INTERVAL_MS = 10 * 60_000
+/**
+ * Keeping the response waits at most this long: the answer is already decided and
+ * must not wait on a database that stopped answering. An outcome written later still
+ * lands; one never written leaves the key in use until its lease ends.
+ */
+export const RECORD_TIMEOUT_MS = 1000
 // The headers that are part of the result; the rest (request id, rate limits, dates) belong to each answer.
 const KEPT_HEADERS = ['content-type', 'location', 'etag']
 const HEADER = 'idempotency-key'
@@ -92,11 +98,6 @@ export default fp(async function idempotencyPlugin (fastify) {
     }
   }
 
-  /** The handler may still be running (and committing) after Fastify's handler timeout answered 503. */
-  function mayStillRun (request: FastifyRequest): boolean {
-    return (request.signal.reason as { code?: string } | undefined)?.code === 'FST_ERR_HANDLER_TIMEOUT'
-  }
-
   async function finish (request: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<void> {
     const state = states.get(request)
     const token = state?.token
@@ -110,11 +111,13 @@ export default fp(async function idempotencyPlugin (fastify) {
           if (value !== undefined) headers[name] = String(value)
         }
         const stored: StoredResponse = { statusCode: reply.statusCode, headers, body: payload.toString() }
-        if (!await repo.complete(state.principal, state.key, token, stored)) {
+        if (!await withinTime(repo.complete(state.principal, state.key, token, stored))) {
           request.log.warn({ idempotencyKeyLost: true }, 'the Idempotency-Key lease ran out before the response was kept; a retry will be processed again')
         }
-      } else if (!mayStillRun(request)) {
-        await repo.release(state.principal, state.key, token)
+      } else if (!request.deadlineExpired) {
+        // After the deadline's 503 the handler may still be running, and committing:
+        // the key stays in use until its lease ends rather than invite a second run.
+        await withinTime(repo.release(state.principal, state.key, token))
       }
     } catch (err) {
       // The answer is already decided; a key left claimed is freed when its lease ends.
@@ -147,7 +150,20 @@ export default fp(async function idempotencyPlugin (fastify) {
   }, PRUNE_INTERVAL_MS)
   prune.unref()
   fastify.addHook('onClose', async function stopPruning () { clearInterval(prune) })
-}, { name: 'idempotency', dependencies: ['repositories', 'authenticate'] })
+}, { name: 'idempotency', dependencies: ['repositories', 'authenticate', 'deadline'] })
+
+/** The promise's outcome, or a rejection once RECORD_TIMEOUT_MS has passed. */
+async function withinTime<T> (promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`the database did not answer within ${RECORD_TIMEOUT_MS} ms`)), RECORD_TIMEOUT_MS)
+  })
+  try {
+    return await Promise.race([promise, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}
 
 function asList<T> (hooks: T | T[] | undefined): T[] {
   if (hooks === undefined) return []

@@ -23,7 +23,7 @@ function routes (controls: Controls) {
       return reply.code(status).header('location', `/test/op/${call}`).header('etag', `"${call}"`).header('x-other', 'not kept')
         .send({ call, principal: request.principal.kind, body: request.body })
     })
-    app.post('/test/slow', { config: { idempotency: true }, preParsing: app.authenticate, handlerTimeout: 200 }, async function slow (_request, reply) {
+    app.post('/test/slow', { config: { idempotency: true, deadlineMs: 200 }, preParsing: app.authenticate }, async function slow (_request, reply) {
       controls.calls++
       await new Promise((resolve) => setTimeout(resolve, 400))
       return reply.code(201).send({ late: true })
@@ -170,7 +170,7 @@ t.test('while the first is processed: the same body is 409 IDEMPOTENCY_KEY_IN_US
   t.equal(controls.calls, 1)
 })
 
-t.test('a request answered 503 by the handler timeout keeps its key in use: the handler may still commit', async (t) => {
+t.test('a request answered 503 by its deadline keeps its key in use: the handler may still commit', async (t) => {
   const { controls, post } = await setup(t)
   const timedOut = await post('slow', { a: 1 }, undefined, '/test/slow')
   t.equal(timedOut.statusCode, 503)
@@ -219,6 +219,7 @@ t.test('the option is for POST and PATCH routes: a GET route with it refuses to 
   // The plugin alone: its dependencies are checked by name, and fakes stand in for them.
   await app.register(fp(async (fastify) => { fastify.decorate('repos', { idempotency: {} } as never) }, { name: 'repositories' }))
   await app.register(fp(async () => {}, { name: 'authenticate' }))
+  await app.register(fp(async () => {}, { name: 'deadline' }))
   await app.register(idempotencyPlugin)
   await t.rejects(async () => {
     await app.register(async (instance) => {
