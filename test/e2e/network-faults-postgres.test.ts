@@ -25,8 +25,8 @@ interface Scenario {
 const SCENARIOS: Scenario[] = [
   { name: '300 ms added each way', apply: (lab) => lab.postgres.delay(300), heal: (lab) => lab.postgres.delay(0), durationMs: 4000, outage: false },
   { name: '30 % packet loss each way', apply: (lab) => lab.postgres.faults.apply('loss', 30), heal: (lab) => lab.postgres.faults.heal(), durationMs: 5000, outage: false },
-  { name: 'silent partition', apply: (lab) => lab.postgres.faults.apply('partition'), heal: (lab) => lab.postgres.faults.heal(), durationMs: 7000, outage: true },
-  { name: 'link cut', apply: (lab) => lab.postgres.faults.apply('cut'), heal: (lab) => lab.postgres.faults.heal(), durationMs: 5000, outage: true }
+  { name: 'silent partition', apply: (lab) => lab.postgres.faults.apply('partition'), heal: (lab) => lab.postgres.faults.heal(), durationMs: 6000, outage: true },
+  { name: 'link cut', apply: (lab) => lab.postgres.faults.apply('cut'), heal: (lab) => lab.postgres.faults.heal(), durationMs: 4000, outage: true }
 ]
 
 t.test('PostgreSQL behind a slow, lossy, partitioned and cut link', { skip: unavailable, timeout: 300_000 }, async (t) => {
@@ -55,7 +55,7 @@ t.test('PostgreSQL behind a slow, lossy, partitioned and cut link', { skip: unav
       t.ok(samples.filter((s) => s.kind === 'live').every((s) => s.status === 200), 'liveness never depends on the database')
       if (scenario.outage) {
         t.ok(summary.first503Ms !== undefined, 'requests that need the database got 503')
-        t.notOk(samples.some((s) => s.kind === 'write' && s.at > applied + 5000 && s.status === 201), 'and no write succeeded across the outage')
+        t.notOk(samples.some((s) => s.kind === 'write' && s.at > applied + 1000 && s.status === 201), 'and no write begun during the outage succeeded')
       } else if (scenario.name.startsWith('300 ms')) {
         t.same(Object.keys(summary.statuses).filter((s) => !/^2/.test(s)), [], 'a slow network is not an outage: every answer 2xx')
       }

@@ -24,8 +24,8 @@ const redisOf = (lab: Lab) => {
 const SCENARIOS: Scenario[] = [
   { name: '300 ms added each way', apply: (lab) => redisOf(lab).delay(300), heal: (lab) => redisOf(lab).delay(0), durationMs: 3000 },
   { name: '30 % packet loss each way', apply: (lab) => redisOf(lab).faults.apply('loss', 30), heal: (lab) => redisOf(lab).faults.heal(), durationMs: 3000 },
-  { name: 'silent partition', apply: (lab) => redisOf(lab).faults.apply('partition'), heal: (lab) => redisOf(lab).faults.heal(), durationMs: 4000 },
-  { name: 'link cut', apply: (lab) => redisOf(lab).faults.apply('cut'), heal: (lab) => redisOf(lab).faults.heal(), durationMs: 4000 }
+  { name: 'silent partition', apply: (lab) => redisOf(lab).faults.apply('partition'), heal: (lab) => redisOf(lab).faults.heal(), durationMs: 3000 },
+  { name: 'link cut', apply: (lab) => redisOf(lab).faults.apply('cut'), heal: (lab) => redisOf(lab).faults.heal(), durationMs: 3000 }
 ]
 
 t.test('Redis behind a slow, lossy, partitioned and cut link', { skip, timeout: 240_000 }, async (t) => {
