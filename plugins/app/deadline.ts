@@ -20,7 +20,8 @@ declare module 'fastify' {
 export const REQUEST_DEADLINE_MS = 4500
 
 /**
- * A deadline for every request, 404s included: past it, the answer is 503
+ * A deadline for every request, 404s included, counted from when its body has
+ * arrived: past it, the answer is 503
  * SERVICE_UNAVAILABLE with Retry-After, and whatever the handler sends later is
  * dropped (Fastify logs that it came too late). Fastify's own `handlerTimeout` is not
  * used: in 5.12 it is cancelled as soon as a request body has been read, so it never
@@ -34,7 +35,9 @@ export default fp(async function deadlinePlugin (fastify) {
   // Requests whose answer is on its way (onSend hooks running): too late to replace it.
   const sending = new WeakSet<object>()
 
-  fastify.addHook('onRequest', function startDeadline (request, reply, done) {
+  // From the moment the request has fully arrived (preValidation): a slow upload is
+  // the client's time, bounded by the server's request timeout, not a dependency's.
+  fastify.addHook('preValidation', function startDeadline (request, reply, done) {
     const ms = request.routeOptions.config?.deadlineMs ?? REQUEST_DEADLINE_MS
     const timer = setTimeout(function deadlinePassed () {
       if (reply.sent || reply.raw.headersSent || sending.has(request)) return

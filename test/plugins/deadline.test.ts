@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http'
 import t from 'tap'
 import Fastify from 'fastify'
 import { REQUEST_DEADLINE_MS } from '../../plugins/app/deadline.js'
@@ -16,6 +17,7 @@ async function slowApp (t: Parameters<typeof build>[0], logs?: object[]) {
       app.get('/test/slow', { config: { deadlineMs: 200 } }, async () => { await sleep(600); finished.push('get'); return { late: true } })
       app.post('/test/slow', { config: { deadlineMs: 200 } }, async (_request, reply) => { await sleep(600); finished.push('post'); return reply.code(201).send({ late: true }) })
       app.get('/test/quick', async () => { await sleep(50); return { quick: true } })
+      app.post('/test/upload', { config: { deadlineMs: 200 } }, async (request, reply) => reply.code(201).send({ got: request.body }))
     }
   })
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -43,6 +45,23 @@ t.test('a request past its deadline gets 503 SERVICE_UNAVAILABLE with Retry-Afte
   t.ok((logs as Array<{ msg?: string }>).some((l) => l.msg === 'no answer within the deadline: 503'))
   const quick = await fetch(`${base}/test/quick`)
   t.equal(quick.status, 200, 'the server is fine afterwards, and a quick route is untouched')
+})
+
+t.test('the deadline counts from when the body has arrived: a slow upload is not cut short', async (t) => {
+  const { app } = await slowApp(t)
+  const port = (app.server.address() as { port: number }).port
+  const answer = await new Promise<{ status: number, body: string }>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, method: 'POST', path: '/test/upload', headers: { 'content-type': 'application/json', 'content-length': '9' } }, (res) => {
+      let body = ''
+      res.on('data', (chunk: Buffer) => { body += chunk.toString() })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }))
+    })
+    req.on('error', reject)
+    req.write('{"a":')
+    // Half the body now, the rest after twice the route's 200 ms deadline.
+    setTimeout(() => req.end('123}'), 450)
+  })
+  t.same(answer, { status: 201, body: '{"got":{"a":123}}' })
 })
 
 // Pinned so that the fix is noticed: when this fails, Fastify's handlerTimeout can
