@@ -130,19 +130,21 @@ t.test('start-up waits at most about a second for a Redis that accepts but never
 })
 
 t.test('the real server starts at once and serves with Redis unreachable', async (t) => {
+  const env = { ENVIRONMENT: 'test', DATABASE_URL: await testDatabaseUrl(), PORT: '0', LOG_LEVEL: 'info', RATE_LIMIT_MAX: '2' }
+  // The same server without Redis, just before: a loaded machine slows both alike.
+  const baselineStarted = Date.now()
+  const baseline = spawnServer(t, env)
+  await baseline.port(30_000)
+  const baselineStartup = Date.now() - baselineStarted
+  baseline.child.kill('SIGTERM')
+  await baseline.exited
+
   const started = Date.now()
-  const server = spawnServer(t, {
-    ENVIRONMENT: 'test',
-    DATABASE_URL: await testDatabaseUrl(),
-    PORT: '0',
-    LOG_LEVEL: 'info',
-    REDIS_URL: 'redis://127.0.0.1:1',
-    RATE_LIMIT_MAX: '2'
-  })
-  const port = await server.port(20_000)
+  const server = spawnServer(t, { ...env, REDIS_URL: 'redis://127.0.0.1:1' })
+  const port = await server.port(30_000)
   const startup = Date.now() - started
-  t.comment(`listening ${startup} ms after spawn with Redis unreachable`)
-  t.ok(startup < 10_000, 'start-up is not held up by Redis')
+  t.comment(`listening ${startup} ms after spawn with Redis unreachable, ${baselineStartup} ms without Redis`)
+  t.ok(startup - baselineStartup < 3000, `start-up is not held up by Redis (${startup - baselineStartup} ms more than without it)`)
 
   const base = `http://127.0.0.1:${port}`
   const ready = await fetch(`${base}/health/ready`)
@@ -152,7 +154,9 @@ t.test('the real server starts at once and serves with Redis unreachable', async
   for (let i = 0; i < 5; i++) codes.push((await fetch(`${base}/nowhere`)).status)
   t.same(codes, [404, 404, 429, 429, 429], 'served, and limited in process while Redis cannot count')
   const redisErrors = server.lines.filter((l) => l.dependency === 'redis' && Number(l.level) >= 50)
-  t.equal(redisErrors.length, 1, 'one error line so far, not one per attempt or request')
+  // The throttle allows one line per 5 s: a slow start may already have seen two.
+  const allowed = 1 + Math.floor((Date.now() - started) / 5000)
+  t.ok(redisErrors.length >= 1 && redisErrors.length <= allowed, `${redisErrors.length} error lines so far (at most one per 5 s), not one per attempt or request`)
   t.notOk(server.stdout().includes('[ioredis]'), 'no unhandled-error noise from the client')
 
   server.child.kill('SIGTERM')
