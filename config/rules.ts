@@ -48,6 +48,11 @@ export function ruleProblems (config: Config, invalid: ReadonlySet<string>): str
   } else if (ok('RATE_LIMIT_WINDOW') && window !== undefined && window < 1) {
     problems.push('RATE_LIMIT_WINDOW must be at least 1 millisecond')
   }
+  const loginWindow = durationMs(config.LOGIN_FAILURE_WINDOW)
+  // Counted in whole seconds (Retry-After), stored per window: under a second is no throttle.
+  if (ok('LOGIN_FAILURE_WINDOW') && (loginWindow === undefined || loginWindow < 1000)) {
+    problems.push('LOGIN_FAILURE_WINDOW must be a duration of at least 1 second, such as "15 minutes"')
+  }
   if (ok('JWT_COOKIE_SAMESITE', 'JWT_COOKIE_SECURE') && config.JWT_COOKIE_SAMESITE === 'None' && !config.JWT_COOKIE_SECURE) {
     problems.push('JWT_COOKIE_SAMESITE=None requires JWT_COOKIE_SECURE=true')
   }

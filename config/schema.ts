@@ -43,6 +43,9 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_AUTH_MAX: Type.Integer({ minimum: 1, default: 10 }),
   REDIS_URL: Type.Optional(Type.String({ pattern: '^rediss?://' })),
   REDIS_KEY_PREFIX: Type.String({ minLength: 1, maxLength: 100, default: 'secure-fastify-service:' }),
+  RATE_LIMIT_REDIS_FALLBACK: Type.Union([Type.Literal('local'), Type.Literal('open')], { default: 'local' }),
+  LOGIN_MAX_FAILURES: Type.Integer({ minimum: 1, maximum: 1000, default: 5 }),
+  LOGIN_FAILURE_WINDOW: Type.String({ ...Duration, default: '15 minutes' }),
   // `false` first and as a literal: with Type.Boolean() first, coercion turned the
   // hop count 1 into `true` (trust every X-Forwarded-For).
   TRUST_PROXY: Type.Union([Type.Literal(false), Type.Integer({ minimum: 0 }), Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })], { default: false }),

@@ -1,4 +1,6 @@
 import { clientsRepository } from './clients.js'
+import { idempotencyRepository } from './idempotency.js'
+import { loginAttemptsRepository } from './login-attempts.js'
 import { notesRepository } from './notes.js'
 import type { Database } from './queryable.js'
 import { sessionsRepository } from './sessions.js'
@@ -10,7 +12,9 @@ export function repositories (db: Database) {
     users: usersRepository(db),
     sessions: sessionsRepository(db),
     clients: clientsRepository(db),
-    notes: notesRepository(db)
+    notes: notesRepository(db),
+    idempotency: idempotencyRepository(db),
+    loginAttempts: loginAttemptsRepository(db)
   }
 }
 

@@ -1,11 +1,13 @@
 import { parseArgs } from 'node:util'
 import pg from 'pg'
+import pino from 'pino'
 import { loadConfigOrExit } from '../config/load.js'
 import { cliDatabase } from '../db/cli-database.js'
 import { ClientNameTaken, clientsRepository, type ClientsRepository } from '../db/clients.js'
 import { runMigrations } from '../db/migrate.js'
 import { CLIENT_NAME, SCOPE_TOKEN } from '../schemas/auth.js'
 import { isUuid } from '../schemas/common.js'
+import { securityEvent } from '../lib/security-events.js'
 
 // `npm run clients -- <command>`: manages the service clients of the client
 // credentials grant with the service's own configuration (same variables, same
@@ -86,6 +88,9 @@ async function run (command: Parsed, clients: ClientsRepository): Promise<void> 
       const client = await clients.disable(command.id)
       if (!client) throw new Failure(`no client with id ${command.id}`)
       print({ client_id: client.id, name: client.name, disabled_at: client.disabled_at?.toISOString() ?? null })
+      // A security event like the service's own (docs/contract.md, "Security events"), on
+      // stderr: stdout holds only results, one JSON line each.
+      securityEvent({ log: pino({ base: { component: 'clients' } }, pino.destination({ fd: 2, sync: true })) }, 'client.disabled', { clientId: client.id, by: 'cli' })
     }
   }
 }

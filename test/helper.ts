@@ -45,7 +45,7 @@ export async function createTestDatabase (): Promise<string> {
  * Limits high enough that no test meets them unless it sets its own: the one place
  * that takes the rate limiter out of the way (spawned servers use it too).
  */
-export const GENEROUS_LIMITS = { RATE_LIMIT_MAX: '100000', RATE_LIMIT_AUTH_MAX: '1000' } as const
+export const GENEROUS_LIMITS = { RATE_LIMIT_MAX: '100000', RATE_LIMIT_AUTH_MAX: '1000', LOGIN_MAX_FAILURES: '1000' } as const
 
 /** The configuration a test app runs with: test defaults plus the test's own variables. */
 export async function testConfig (env: Record<string, string> = {}): Promise<Config> {

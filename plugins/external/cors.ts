@@ -5,7 +5,9 @@ import { ApiError } from '../../lib/errors.js'
 const METHODS = ['GET', 'HEAD', 'POST', 'PATCH', 'DELETE']
 // Browsers cache a preflight this long (seconds), saving one round trip per request.
 const PREFLIGHT_MAX_AGE = 600
-export const RATE_LIMIT_HEADERS = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after']
+export const RATE_LIMIT_HEADERS = ['x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'retry-after', 'ratelimit-policy', 'ratelimit']
+// Safe retries (docs/contract.md): browsers may send the key and read whether the answer is a replay.
+const IDEMPOTENCY_HEADERS = { request: 'Idempotency-Key', response: 'Idempotent-Replayed' }
 
 /** Header names once each, whatever their case (the JWT header may be Authorization already). */
 function uniqueHeaders (names: string[]): string[] {
@@ -50,8 +52,8 @@ export default fp(async function corsPlugin (fastify) {
     methods: METHODS,
     // If-Match and If-None-Match are not CORS-safelisted: without them a browser's
     // conditional PATCH or GET (docs/notes.md, ETags) fails its preflight.
-    allowedHeaders: uniqueHeaders([config.JWT_HEADER_NAME, 'Content-Type', 'X-CSRF-TOKEN', config.REQUEST_ID_HEADER, 'If-Match', 'If-None-Match']),
-    exposedHeaders: uniqueHeaders([config.REQUEST_ID_HEADER, 'ETag', 'Location', ...RATE_LIMIT_HEADERS]),
+    allowedHeaders: uniqueHeaders([config.JWT_HEADER_NAME, 'Content-Type', 'X-CSRF-TOKEN', config.REQUEST_ID_HEADER, 'If-Match', 'If-None-Match', IDEMPOTENCY_HEADERS.request]),
+    exposedHeaders: uniqueHeaders([config.REQUEST_ID_HEADER, 'ETag', 'Location', ...RATE_LIMIT_HEADERS, IDEMPOTENCY_HEADERS.response]),
     maxAge: PREFLIGHT_MAX_AGE,
     strictPreflight: true,
     preflightContinue: false

@@ -34,7 +34,9 @@ export default fp(async function redisPlugin (fastify) {
   function outage (fields: Record<string, unknown>): void {
     down = true
     logError((suppressed) => {
-      log.error({ ...fields, suppressed }, 'Redis is unavailable: rate limits are not enforced until it returns')
+      log.error({ ...fields, suppressed }, fastify.config.RATE_LIMIT_REDIS_FALLBACK === 'open'
+        ? 'Redis is unavailable: rate limits are not enforced until it returns'
+        : 'Redis is unavailable: rate limits are counted per replica until it returns')
     })
   }
 
@@ -44,7 +46,7 @@ export default fp(async function redisPlugin (fastify) {
   // A connection that drops and comes back before any attempt fails emits no error.
   redis.on('close', () => { if (!closing && !down) outage({ reason: 'connection closed' }) })
   redis.on('ready', () => {
-    if (down) log.info('Redis connection restored: rate limits are enforced again')
+    if (down) log.info('Redis connection restored: rate limits are shared by every replica again')
     down = false
   })
 

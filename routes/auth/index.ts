@@ -8,6 +8,7 @@ import { AUTH_RATE_LIMIT_WINDOW, CredentialsSchema, MeSchema, RegisteredSchema, 
 import { credentialsOf } from '../../lib/credentials.js'
 import { ApiError, insufficientScope, invalidToken, tokenError } from '../../lib/errors.js'
 import { hashPassword, verifyDummy, verifyPassword, warmUpDummyHash } from '../../lib/passwords.js'
+import { securityEvent } from '../../lib/security-events.js'
 import type { IssuedTokens } from '../../plugins/app/auth/tokens.js'
 import tokenRoutes from './token.js'
 
@@ -66,16 +67,24 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
     }
   }, async function login (request, reply) {
     const { email, password } = credentialsOf(request.body)
+    // Counted before the password is looked at, for known and unknown emails alike
+    // (docs/edge.md, "Login throttling"): once throttled, even the right password waits.
+    const verdict = await fastify.loginThrottle.attempt(email)
+    if (!verdict.allowed) {
+      securityEvent(request, 'auth.login.throttled', { retryAfter: verdict.retryAfterSeconds })
+      throw new ApiError('RATE_LIMITED', `Too many failed logins for this account; retry in ${verdict.retryAfterSeconds} s`, { 'retry-after': String(verdict.retryAfterSeconds) })
+    }
     const user = await repos.users.findByEmail(email)
     // Same answer, same work (an argon2 verification) whether or not the email exists.
     const ok = user ? await verifyPassword(user.password_hash, password) : await verifyDummy(password)
     if (!user || !ok) {
-      request.log.info({ event: 'login_failed' }, 'login refused')
+      securityEvent(request, 'auth.login.failed', { userId: user?.id })
       throw new ApiError('AUTH_INVALID_CREDENTIALS', 'Wrong email or password')
     }
+    await fastify.loginThrottle.succeeded(email)
     const refreshJti = randomUUID()
     const session = await repos.sessions.create(user.id, refreshJti, config.JWT_REFRESH_TOKEN_EXPIRES)
-    request.log.info({ userId: user.id, sessionId: session.id }, 'logged in')
+    securityEvent(request, 'auth.login.succeeded', { userId: user.id, sessionId: session.id })
     return sendTokens(reply, tokens.issueForSession({ userId: user.id, sessionId: session.id, refreshJti, expiresAt: session.expires_at }))
   })
 
@@ -97,11 +106,12 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
     const result = await repos.sessions.rotate(sessionId, claims.sub, claims.jti, newJti)
     switch (result.status) {
       case 'rotated':
+        securityEvent(request, 'auth.refresh.rotated', { userId: claims.sub, sessionId })
         return sendTokens(reply, tokens.issueForSession({ userId: claims.sub, sessionId, refreshJti: newJti, expiresAt: result.session.expires_at }))
       case 'reused':
         // Refused on this replica at once; the NOTIFY sent with the revocation tells the others.
         fastify.revocation.apply({ t: 'session', id: sessionId, exp: Math.ceil(result.session.expires_at.getTime() / 1000) })
-        request.log.warn({ userId: claims.sub, sessionId }, 'refresh token reused: session revoked')
+        securityEvent(request, 'auth.refresh.reuse_detected', { userId: claims.sub, sessionId, revokedSessionId: sessionId })
         throw tokenError('AUTH_TOKEN_REVOKED', 'This refresh token was already used; the session is revoked', true)
       case 'revoked':
         throw tokenError('AUTH_TOKEN_REVOKED', 'The token has been revoked', true)
@@ -129,7 +139,7 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
     }
     const session = await repos.sessions.revoke(principal.sessionId, 'logout')
     if (session) fastify.revocation.apply({ t: 'session', id: session.id, exp: Math.ceil(session.expires_at.getTime() / 1000) })
-    request.log.info({ userId: principal.userId, sessionId: principal.sessionId }, 'logged out')
+    securityEvent(request, 'auth.logout', { userId: principal.userId, sessionId: principal.sessionId })
     authCookies.clear(reply)
     return reply.code(204).send(null)
   })

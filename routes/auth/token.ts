@@ -5,6 +5,7 @@ import { ErrorRef, NoQuery } from '../../schemas/common.js'
 import { AUTH_RATE_LIMIT_WINDOW, OAuthErrorSchema, SCOPE_TOKEN, TokenRequestSchema, TokenResponseSchema, type OAuthError } from '../../schemas/auth.js'
 import { isUuid } from '../../schemas/common.js'
 import { verifyDummy, verifyPassword } from '../../lib/passwords.js'
+import { securityEvent } from '../../lib/security-events.js'
 
 /** An RFC 6749 §5.2 error: sent as it is, not in the service's common error shape. */
 class OAuthFailure extends Error {
@@ -94,7 +95,15 @@ const token: FastifyPluginAsyncTypebox = async function token (fastify) {
       throw new OAuthFailure({ error: 'unsupported_grant_type', error_description: 'Only client_credentials is supported' }, 400)
     }
 
-    const credentials = credentialsOf(request, body)
+    let credentials: ClientCredentials
+    try {
+      credentials = credentialsOf(request, body)
+    } catch (err) {
+      if (err instanceof OAuthFailure && err.body.error === 'invalid_client') {
+        securityEvent(request, 'client.auth.failed', { reason: err.statusCode === 401 && err.headers['www-authenticate'] !== undefined ? 'malformed_basic' : 'no_credentials' })
+      }
+      throw err
+    }
     const invalidClient = new OAuthFailure({ error: 'invalid_client', error_description: 'Client authentication failed' }, 401,
       credentials.basic ? { 'www-authenticate': 'Basic realm="api", charset="UTF-8"' } : {})
     const client = isUuid(credentials.clientId) ? await fastify.repos.clients.find(credentials.clientId.toLowerCase()) : undefined
@@ -103,7 +112,9 @@ const token: FastifyPluginAsyncTypebox = async function token (fastify) {
       ? await verifyPassword(client.secret_hash, credentials.clientSecret)
       : await verifyDummy(credentials.clientSecret)
     if (!client || !ok) {
-      request.log.info({ event: 'client_auth_failed' }, 'client authentication failed')
+      // The detail is for the log only; the client learns nothing of which check failed.
+      const reason = !client ? 'unknown_client' : client.disabled_at !== null ? 'client_disabled' : 'wrong_secret'
+      securityEvent(request, 'client.auth.failed', { clientId: client?.id, method: credentials.basic ? 'client_secret_basic' : 'client_secret_post', reason })
       throw invalidClient
     }
 
@@ -118,7 +129,7 @@ const token: FastifyPluginAsyncTypebox = async function token (fastify) {
     }
 
     const issued = fastify.tokens.issueForClient({ id: client.id, name: client.name }, scopes)
-    request.log.info({ clientId: client.id, scopes }, 'client token issued')
+    securityEvent(request, 'client.token.issued', { clientId: client.id, scope: scopes.join(' ') })
     return reply.header('cache-control', 'no-store').header('pragma', 'no-cache').send({
       access_token: issued.accessToken,
       token_type: 'Bearer' as const,

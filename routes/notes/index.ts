@@ -46,6 +46,8 @@ const notes: FastifyPluginAsyncTypebox = async function notes (fastify) {
   fastify.addHook('preParsing', fastify.authenticate)
 
   fastify.post('/', {
+    // Safe retries: Idempotency-Key (docs/notes.md, "Safe retries").
+    config: { idempotency: true },
     preParsing: write,
     schema: {
       tags: ['notes'],

@@ -326,3 +326,14 @@ t.test('RATE_LIMIT_WINDOW takes milliseconds or a duration with a unit, as the r
     t.same(problemsOf(t, { RATE_LIMIT_WINDOW: bad }).filter((p) => p.startsWith('RATE_LIMIT_WINDOW ')).length, 1, bad)
   }
 })
+
+t.test('the resilience variables: fallback mode, login failures and their window', async (t) => {
+  const { config } = loadConfig({})
+  t.equal(config.RATE_LIMIT_REDIS_FALLBACK, 'local', 'count in process while Redis is unreachable, by default')
+  t.equal(config.LOGIN_MAX_FAILURES, 5)
+  t.equal(durationMs(config.LOGIN_FAILURE_WINDOW), 15 * 60_000)
+  t.equal(loadConfig({ RATE_LIMIT_REDIS_FALLBACK: 'open', LOGIN_MAX_FAILURES: '10', LOGIN_FAILURE_WINDOW: '1 hour' }).config.RATE_LIMIT_REDIS_FALLBACK, 'open')
+  for (const [name, bad] of [['RATE_LIMIT_REDIS_FALLBACK', 'closed'], ['LOGIN_MAX_FAILURES', '0'], ['LOGIN_MAX_FAILURES', 'many'], ['LOGIN_FAILURE_WINDOW', 'soon'], ['LOGIN_FAILURE_WINDOW', '500ms']] as const) {
+    t.same(problemsOf(t, { [name]: bad }).filter((p) => p.startsWith(`${name} `)).length, 1, `${name}=${bad} is refused`)
+  }
+})

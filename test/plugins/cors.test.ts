@@ -46,7 +46,7 @@ t.test('a listed origin gets its exact origin, credentials and the exposed heade
   t.equal(res.headers['access-control-allow-credentials'], 'true')
   t.ok(varies(res, 'Origin'), 'Vary: Origin')
   const exposed = String(res.headers['access-control-expose-headers']).toLowerCase().split(/\s*,\s*/)
-  t.same(exposed.sort(), ['etag', 'location', 'retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-request-id'])
+  t.same(exposed.sort(), ['etag', 'idempotent-replayed', 'location', 'ratelimit', 'ratelimit-policy', 'retry-after', 'x-ratelimit-limit', 'x-ratelimit-remaining', 'x-ratelimit-reset', 'x-request-id'])
 })
 
 t.test('never allows an unlisted, null or look-alike origin on a simple request', async (t) => {
@@ -77,7 +77,7 @@ t.test('answers the preflight of a listed origin with the allowed methods and he
   t.equal(res.headers['access-control-allow-origin'], APP)
   t.equal(res.headers['access-control-allow-credentials'], 'true')
   t.equal(res.headers['access-control-allow-methods'], 'GET, HEAD, POST, PATCH, DELETE')
-  t.same(String(res.headers['access-control-allow-headers']).split(', '), ['Authorization', 'Content-Type', 'X-CSRF-TOKEN', 'X-Request-ID', 'If-Match', 'If-None-Match'])
+  t.same(String(res.headers['access-control-allow-headers']).split(', '), ['Authorization', 'Content-Type', 'X-CSRF-TOKEN', 'X-Request-ID', 'If-Match', 'If-None-Match', 'Idempotency-Key'])
   t.equal(res.headers['access-control-max-age'], '600')
   t.equal(res.headers['x-request-id'], 'preflight-1', 'the request id hook ran before CORS answered')
   t.equal(res.headers['x-content-type-options'], 'nosniff', 'security headers too')

@@ -284,3 +284,35 @@ t.test('refuses a zero RATE_LIMIT_WINDOW and TRUST_PROXY=true at start, and keep
   t.equal(loadConfig({ ENVIRONMENT: 'test', TRUST_PROXY: '1' }).config.TRUST_PROXY, 1)
   t.equal(loadConfig({ ENVIRONMENT: 'test', TRUST_PROXY: '0' }).config.TRUST_PROXY, false)
 })
+
+t.test('sends RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers) beside x-ratelimit-*, 429s included', async (t) => {
+  const app = await buildWith(t, { RATE_LIMIT_MAX: '2', RATE_LIMIT_WINDOW: '30 seconds', RATE_LIMIT_AUTH_MAX: '3' }, testRoutes)
+  const first = await app.inject({ method: 'GET', url: '/ip' })
+  t.equal(first.headers['ratelimit-policy'], '"default";q=2;w=30', 'a named policy with its quota and window in seconds')
+  t.match(first.headers.ratelimit, /^"default";r=1;t=(30|29)$/, 'remaining and seconds to reset, as x-ratelimit-*')
+  t.equal(first.headers.ratelimit, `"default";r=${first.headers['x-ratelimit-remaining']};t=${first.headers['x-ratelimit-reset']}`)
+  await app.inject({ method: 'GET', url: '/ip' })
+  const limited = await app.inject({ method: 'GET', url: '/ip' })
+  t.equal(limited.statusCode, 429)
+  t.equal(limited.headers['ratelimit-policy'], '"default";q=2;w=30')
+  t.equal(limited.headers.ratelimit, `"default";r=0;t=${limited.headers['retry-after']}`, 'reset equals Retry-After')
+
+  const login = await app.inject({ method: 'POST', url: '/login', payload: {} })
+  t.equal(login.headers['ratelimit-policy'], '"POST /login";q=3;w=60', 'a route with its own limit names its own policy')
+  t.match(login.headers.ratelimit, /^"POST \/login";r=2;t=\d+$/)
+  const probe = await app.inject({ method: 'GET', url: '/nowhere', remoteAddress: '198.51.100.90' })
+  t.equal(probe.headers['ratelimit-policy'], '"default";q=2;w=30', 'unknown URLs spend the default budget')
+  const health = await app.inject({ method: 'GET', url: '/health/live' })
+  t.equal(health.headers['ratelimit-policy'], undefined, 'unlimited routes carry neither field')
+  t.equal(health.headers.ratelimit, undefined)
+})
+
+t.test('every refusal is a ratelimit.exceeded security event, a burst included', async (t) => {
+  const logs: Array<Record<string, unknown>> = []
+  const app = await build(t, { env: { RATE_LIMIT_MAX: '1' }, logs, routes: async (app) => { await app.register(testRoutes) } })
+  for (let i = 0; i < 30; i++) await app.inject({ method: 'GET', url: '/ip', remoteAddress: '198.51.100.91', headers: { 'x-request-id': `burst-${i}` } })
+  const events = logs.filter((l) => l.event === 'ratelimit.exceeded')
+  t.equal(events.length, 29, 'one line per 429, none dropped')
+  t.match(events[0], { level: 40, event: 'ratelimit.exceeded', remoteAddress: '198.51.100.91', policy: 'default', reqId: 'burst-1', msg: 'ratelimit.exceeded' })
+  t.same(events.map((e) => e.reqId), Array.from({ length: 29 }, (_, i) => `burst-${i + 1}`))
+})

@@ -448,7 +448,9 @@ t.test('the OpenAPI document describes every notes route and status', async (t) 
   const paths = doc.paths as Record<string, Record<string, { security: unknown[], responses: Record<string, unknown> }>>
   t.same(Object.keys(paths['/notes']!).sort(), ['get', 'post'])
   t.same(Object.keys(paths['/notes/{id}']!).sort(), ['delete', 'get', 'patch'])
-  t.same(Object.keys(paths['/notes']!.post!.responses).sort(), ['201', '400', '401', '403', '413', '415', '429', '500', '503'])
+  // 409 and 422: Idempotency-Key (plugins/app/idempotency.ts documents the header and both answers).
+  t.same(Object.keys(paths['/notes']!.post!.responses).sort(), ['201', '400', '401', '403', '409', '413', '415', '422', '429', '500', '503'])
+  t.match((paths['/notes']!.post! as { parameters?: unknown[] }).parameters, [{ in: 'header', name: 'idempotency-key' }])
   t.same(Object.keys(paths['/notes/{id}']!.patch!.responses).sort(), ['200', '400', '401', '403', '404', '412', '413', '415', '429', '500', '503'])
   t.same(Object.keys(paths['/notes/{id}']!.get!.responses).sort(), ['200', '304', '401', '403', '404', '429', '500', '503'])
   t.same(paths['/notes/{id}']!.delete!.security, [{ bearerAuth: [] }, { oauth2: ['notes:write'] }])

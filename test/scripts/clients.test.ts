@@ -84,6 +84,10 @@ t.test('the clients command', async (t) => {
     const done = Date.now()
     t.equal(run.code, 0, run.stderr)
     t.equal(run.lines[0]?.client_id, created.client_id)
+    t.equal(run.lines.length, 1, 'stdout holds the result only')
+    const events = run.stderr.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
+    t.match(events, [{ level: 30, event: 'client.disabled', clientId: created.client_id, by: 'cli', msg: 'client.disabled' }], 'a security event, on stderr')
+    t.notOk(run.stderr.includes(created.client_secret))
     let res = await injectAs(app, token, { method: 'GET', url: '/auth/me' })
     while (res.statusCode === 200 && Date.now() - done < 2000) {
       await new Promise((resolve) => setTimeout(resolve, 20))

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest, RequestPayload } from 'fastify'
 import { ApiError, insufficientScope, invalidToken, tokenError } from '../../../lib/errors.js'
+import { securityEvent } from '../../../lib/security-events.js'
 import type { Principal, TokenClaims, TokenType } from '../../../schemas/tokens.js'
 
 /**
@@ -82,17 +83,38 @@ export default fp(async function authenticatePlugin (fastify) {
     return false
   }
 
-  function readToken (request: FastifyRequest, type: TokenType): TokenClaims {
+  function findToken (request: FastifyRequest, type: TokenType): TokenClaims {
     for (const location of locations) {
       const token = location === 'headers' ? fromHeader(request) : authCookies.read(request, type)
       if (token === undefined) continue
       const claims = tokens.verify(token, type)
-      if (location === 'cookies') authCookies.checkCsrf(request, claims)
+      if (location === 'cookies') {
+        try {
+          authCookies.checkCsrf(request, claims)
+        } catch (err) {
+          // The token itself verified: whose request was forged is known.
+          securityEvent(request, 'auth.csrf.failed', { userId: claims.client_id === undefined ? claims.sub : undefined, clientId: claims.client_id, sessionId: claims.sid })
+          throw err
+        }
+      }
       return claims
     }
     const cookie = type === 'access' ? 'access_token_cookie' : 'refresh_token_cookie'
     const where = locations.map((l) => l === 'headers' ? `the ${config.JWT_HEADER_NAME} header` : `the ${cookie} cookie`)
     throw tokenError('AUTH_MISSING_TOKEN', `Missing token (looked in ${where.join(', then ')})`, false)
+  }
+
+  // Every refused token is a security event with its code (docs/contract.md,
+  // "Security events"); a 503 (revocations unknown) is an outage, not a refusal.
+  function readToken (request: FastifyRequest, type: TokenType): TokenClaims {
+    try {
+      return findToken(request, type)
+    } catch (err) {
+      if (err instanceof ApiError && err.statusCode === 401 && err.code !== 'AUTH_CSRF_FAILED') {
+        securityEvent(request, 'auth.token.refused', { code: err.code, tokenType: type })
+      }
+      throw err
+    }
   }
 
   fastify.decorate('readToken', readToken)
