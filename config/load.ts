@@ -4,14 +4,14 @@ import { parseEnv } from 'node:util'
 import { Ajv, type ErrorObject } from 'ajv'
 import proxyAddr from '@fastify/proxy-addr'
 import { normaliseDatabaseUrl, SSLMODES, urlSslMode } from './database-url.js'
-import { configWarnings, productionProblems, REQUIRED_IN_PRODUCTION, ruleProblems } from './rules.js'
+import { configWarnings, productionProblems, REQUIRED_IN_PRODUCTION, requiredInProduction, ruleProblems } from './rules.js'
 import { CONFIG_VARIABLES, ConfigSchema, defaultOf, ENVIRONMENTS, type Config, type Environment } from './schema.js'
 
 type Source = Readonly<Record<string, string | undefined>>
 
 // Variables whose empty value means something (an empty list, a bare token).
 const EMPTY_IS_A_VALUE = new Set(['JWT_HEADER_TYPE', 'CORS_ORIGINS'])
-const LISTS = ['JWT_TOKEN_LOCATION', 'CORS_ORIGINS'] as const
+const LISTS = ['JWT_TOKEN_LOCATION', 'CORS_ORIGINS', 'FEDERATION_ALLOWED_ISSUERS'] as const
 
 // Environment variables are text: numbers and booleans are coerced, every error is collected.
 const validate = new Ajv({ allErrors: true, coerceTypes: true, strict: false }).compile(ConfigSchema)
@@ -63,7 +63,7 @@ export function loadConfig (source: Source = process.env, options: LoadOptions =
   resolveDatabaseUrl(given, problems, reported)
 
   if (production) {
-    for (const name of REQUIRED_IN_PRODUCTION) {
+    for (const name of requiredInProduction(given)) {
       if (given[name] === undefined && !reported.has(name)) problems.push(`${name} is required in production and is missing or empty`)
     }
     if (given.DATABASE_URL === undefined && !reported.has('DATABASE_URL')) {

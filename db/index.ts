@@ -1,6 +1,8 @@
+import { clientAssertionsRepository } from './client-assertions.js'
 import { clientsRepository } from './clients.js'
 import { notesRepository } from './notes.js'
 import type { Database } from './queryable.js'
+import { revokedTokensRepository } from './revoked-tokens.js'
 import { sessionsRepository } from './sessions.js'
 import { usersRepository } from './users.js'
 
@@ -10,7 +12,9 @@ export function repositories (db: Database) {
     users: usersRepository(db),
     sessions: sessionsRepository(db),
     clients: clientsRepository(db),
-    notes: notesRepository(db)
+    notes: notesRepository(db),
+    clientAssertions: clientAssertionsRepository(db),
+    revokedTokens: revokedTokensRepository(db)
   }
 }
 

@@ -9,6 +9,7 @@ import { ApiError, insufficientScope, invalidToken, tokenError } from '../../lib
 import { hashPassword, verifyDummy, verifyPassword, warmUpDummyHash } from '../../lib/passwords.js'
 import type { IssuedTokens } from '../../plugins/app/auth/tokens.js'
 import tokenRoutes from './token.js'
+import introspectionRoutes from './introspection.js'
 
 const unauthorized = { 401: ErrorRef }
 const invalidBody = { 400: ErrorRef, 413: ErrorRef, 415: ErrorRef, 429: ErrorRef, 503: ErrorRef }
@@ -152,6 +153,7 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
   })
 
   await fastify.register(tokenRoutes)
+  await fastify.register(introspectionRoutes)
 }
 
 export default auth

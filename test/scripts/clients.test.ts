@@ -64,7 +64,8 @@ t.test('the clients command', async (t) => {
     t.equal(run.code, 0, run.stderr)
     t.ok(run.lines.length >= 2)
     for (const line of run.lines) {
-      t.same(Object.keys(line).sort(), ['client_id', 'created_at', 'disabled_at', 'name', 'scopes'])
+      t.same(Object.keys(line).sort(), ['auth_method', 'client_id', 'created_at', 'disabled_at', 'name', 'scopes'])
+      t.equal(line.auth_method, 'client_secret', 'each line says how the client authenticates')
     }
     t.notOk(run.stdout.includes('secret'), 'no secret or hash')
     t.ok(run.lines.some((l) => l.name === 'reporting'))
