@@ -13,6 +13,8 @@ export interface FederationOptions {
   httpsOnly: boolean
   /** The least time between two fetches of one URL (30 s; shorter only in tests). */
   minFetchIntervalMs?: number
+  /** How long a fetched key set is used before it is fetched again (10 minutes; shorter only in tests). */
+  cacheMaxAgeMs?: number
   timeoutMs?: number
   maxBytes?: number
 }
@@ -95,7 +97,7 @@ export function federatedKeys (options: FederationOptions): FederatedKeys {
       if (!options.allowed(issuer)) throw new FetchRefused('the issuer is not in FEDERATION_ALLOWED_ISSUERS')
       if (remote === undefined) {
         pending ??= (jwksUri !== null ? Promise.resolve(jwksUri) : discoverJwksUri(issuer))
-          .then((uri) => createRemoteJWKSet(new URL(uri), { timeoutDuration: timeoutMs, cooldownDuration: minInterval, [customFetch]: boundedFetch }))
+          .then((uri) => createRemoteJWKSet(new URL(uri), { timeoutDuration: timeoutMs, cooldownDuration: minInterval, cacheMaxAge: options.cacheMaxAgeMs ?? 600_000, [customFetch]: boundedFetch }))
           .finally(() => { pending = undefined })
         remote = await pending
       }
