@@ -167,4 +167,3 @@ t.test('with HMAC (the default), access tokens are typed at+jwt and refresh toke
   t.same(decode(user.refreshToken).header, { alg: 'HS256', typ: 'JWT' })
   t.equal(app.signingKeys, null)
 })
-
