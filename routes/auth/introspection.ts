@@ -101,7 +101,8 @@ const introspection: FastifyPluginAsyncTypebox = async function introspection (f
       fastify.revocation.apply({ t: 'token', id: claims.jti, exp: Math.ceil(claims.exp) })
       securityEvent(request, 'token.revoked', { clientId: client.id, jti: claims.jti })
     }
-    return reply.code(200).send(null)
+    // No payload at all (not the JSON null): RFC 7009 §2.2 answers with the status alone.
+    return reply.code(200).send(undefined as unknown as null)
   })
 }
 
