@@ -151,6 +151,24 @@ t.test('rotation with JWT_PRIVATE_KEY_PREVIOUS', async (t) => {
   })
 })
 
+t.test('rotation without a failed request: the new key is published (as the previous one) before it signs', async (t) => {
+  const old = await testKey('ES256')
+  const next = await testKey('ES256')
+  const env = { SECRET_KEY: TEST_SECRET_KEY, JWT_ALGORITHM: 'ES256' }
+  // Step 1 on every replica: the new key verifies and is published, the old one still signs.
+  const before = await build(t, { env: { ...env, JWT_PRIVATE_KEY: old.pem }, routes: testRoutes })
+  const step1 = await build(t, { env: { ...env, JWT_PRIVATE_KEY: old.pem, JWT_PRIVATE_KEY_PREVIOUS: next.pem }, routes: testRoutes })
+  // Step 2, rolled out while step-1 replicas still serve: the new key signs, the old one verifies.
+  const step2 = await build(t, { env: { ...env, JWT_PRIVATE_KEY: next.pem, JWT_PRIVATE_KEY_PREVIOUS: old.pem }, routes: testRoutes })
+  const tokens = { before: (await loginAs(before)).accessToken, step1: (await loginAs(step1)).accessToken, step2: (await loginAs(step2)).accessToken }
+  for (const [signer, token] of Object.entries(tokens)) {
+    for (const [name, replica] of Object.entries({ step1, step2 })) {
+      t.equal((await bearer(replica, token)).statusCode, 200, `a token of the ${signer} replica verifies on a ${name} replica`)
+    }
+  }
+  t.same((await step1.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json().keys.map((k: { kid: string }) => k.kid), [old.kid, next.kid], 'step 1 already publishes the new key')
+})
+
 t.test('without JWT_PRIVATE_KEY outside production, a key that lives only in the process signs, with a warning', async (t) => {
   const logs: object[] = []
   const app = await build(t, { env: { SECRET_KEY: TEST_SECRET_KEY, JWT_ALGORITHM: 'EdDSA' }, logs, routes: testRoutes })

@@ -76,7 +76,10 @@ export default fp(async function tokensPlugin (fastify) {
   await fastify.register(fastifyJwt, { sign, verify, decode: { complete: true }, secret, namespace: 'current' })
   const current = fastify.jwt.current
   let previous: Verify | undefined
-  const previousSecret = keys ? keys.previous && { public: keys.previous.publicPem } : config.JWT_SECRET_KEY_PREVIOUS !== config.JWT_SECRET_KEY ? config.JWT_SECRET_KEY_PREVIOUS : undefined
+  // Asymmetric: the public half of the previous key; HMAC: a previous secret other than the current one.
+  const previousSecret = keys
+    ? keys.previous && { public: keys.previous.publicPem }
+    : (config.JWT_SECRET_KEY_PREVIOUS !== config.JWT_SECRET_KEY ? config.JWT_SECRET_KEY_PREVIOUS : undefined)
   if (previousSecret !== undefined) {
     await fastify.register(fastifyJwt, { verify: { ...verify, algorithms: [keys?.previous?.alg ?? algorithm] }, secret: previousSecret, namespace: 'previous' })
     const jwt = fastify.jwt.previous
@@ -100,8 +103,8 @@ export default fp(async function tokensPlugin (fastify) {
       } catch {
         throw invalidToken('The token is invalid')
       }
-      if (typeof kid === 'string' && kid === keys.current.kid) return run((t) => current.verify(t), token)
-      if (previous !== undefined && typeof kid === 'string' && kid === keys.previous?.kid) return run(previous, token)
+      if (kid === keys.current.kid) return run((t) => current.verify(t), token)
+      if (previous !== undefined && kid === keys.previous?.kid) return run(previous, token)
       throw invalidToken('The token is invalid')
     }
     try {
