@@ -136,7 +136,10 @@ t.test('private_key_jwt', async (t) => {
       ['iss and sub of another client', { iss: other.clientId, sub: other.clientId }],
       ['no jti', { jti: undefined }],
       ['a numeric jti', { jti: 42 }],
-      ['a jti of 201 characters', { jti: 'x'.repeat(201) }]
+      ['a jti of 201 characters', { jti: 'x'.repeat(201) }],
+      ['a jti holding U+0000 (the database could not store it)', { jti: 'a\u0000b' }],
+      ['an iss holding U+0000', { iss: 'https://a.test/\u0000' }],
+      ['an iss of 3000 characters', { iss: `https://a.test/${'x'.repeat(3000)}` }]
     ]
     for (const [what, overrides] of cases) invalidClient(t, await tokenRequest(app, withAssertion(await assertion(es, overrides))), what)
   })

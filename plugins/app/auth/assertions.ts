@@ -17,6 +17,7 @@ const LEEWAY_S = 5
 const MAX_LIFETIME_S = 300
 const MAX_JTI_LENGTH = 200
 const MAX_CACHED_KEY_SETS = 1000
+const MAX_IDENTITY_LENGTH = 2000
 
 /** Why an assertion was refused, for the log; `clientId` when the assertion named a known client. */
 export class AssertionRefused extends Error {
@@ -26,6 +27,11 @@ export class AssertionRefused extends Error {
 }
 
 export type AssertionMethod = 'private_key_jwt' | 'federated'
+
+/** A claim the database can hold (text never contains U+0000) within the table's bounds. */
+function storable (value: string): boolean {
+  return value.length > 0 && value.length <= MAX_IDENTITY_LENGTH && !value.includes('\u0000')
+}
 
 /** jose's errors say which check failed (a code, the claim), never a key or a secret. */
 function reasonOf (err: unknown): string {
@@ -86,7 +92,7 @@ export function assertionVerifier (config: Config, repos: Repositories, federati
     if (Array.isArray(aud) && aud.length !== 1) throw new AssertionRefused('aud names more than one audience', client.id)
     if (exp > now + MAX_LIFETIME_S + LEEWAY_S) throw new AssertionRefused('exp is more than 5 minutes ahead', client.id)
     if (iat !== undefined && iat > now + LEEWAY_S) throw new AssertionRefused('iat is in the future', client.id)
-    if (typeof jti !== 'string' || jti.length === 0 || jti.length > MAX_JTI_LENGTH) throw new AssertionRefused('jti must be a string of 1 to 200 characters', client.id)
+    if (typeof jti !== 'string' || jti.length > MAX_JTI_LENGTH || !storable(jti)) throw new AssertionRefused('jti must be a string of 1 to 200 characters, without U+0000', client.id)
     // Kept for as long as the assertion could verify (exp plus the leeway), on every replica.
     if (!await repos.clientAssertions.use(client.id, jti, new Date((exp + LEEWAY_S) * 1000))) {
       throw new AssertionRefused('the assertion was already used (jti replayed)', client.id)
@@ -123,6 +129,8 @@ export function assertionVerifier (config: Config, repos: Repositories, federati
     }
     const { iss, sub } = claims
     if (typeof iss !== 'string' || typeof sub !== 'string') throw new AssertionRefused('the assertion has no iss or sub')
+    // They are looked up in the database, which refuses what it cannot store.
+    if (!storable(iss) || !storable(sub)) throw new AssertionRefused('iss or sub is empty, over 2000 characters or holds U+0000')
     // RFC 7521 §4.2: a client_id sent beside the assertion names the same client.
     if (iss === sub && isUuid(iss)) {
       if (claimedId !== undefined && claimedId !== iss) throw new AssertionRefused('client_id differs from the client of the assertion')
