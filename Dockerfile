@@ -6,6 +6,7 @@
 #
 #   docker build -t secure-fastify-service:0.1.0 \
 #     --build-arg VERSION=0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
+#   (with Podman or Buildah add --format docker: the OCI format drops HEALTHCHECK)
 #   docker run --rm --read-only --tmpfs /tmp --cap-drop ALL \
 #     --security-opt no-new-privileges -p 127.0.0.1:3000:3000 \
 #     -e SECRET_KEY=... -e JWT_SECRET_KEY=... -e DATABASE_URL=... secure-fastify-service:0.1.0

@@ -1,16 +1,9 @@
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { parseEnv } from 'node:util'
 import { Ajv, type ErrorObject } from 'ajv'
 import proxyAddr from '@fastify/proxy-addr'
-import { normaliseDatabaseUrl, SSLMODES, urlSslMode } from './database-url.js'
 import { configWarnings, productionProblems, REQUIRED_IN_PRODUCTION, requiredInProduction, ruleProblems } from './rules.js'
-import { CONFIG_VARIABLES, ConfigSchema, defaultOf, ENVIRONMENTS, type Config, type Environment } from './schema.js'
+import { ConfigSchema, defaultOf, ENVIRONMENTS, type Config, type Environment } from './schema.js'
+import { readDotenv, resolveDatabaseUrl, resolveFiles, splitList, type Source } from './sources.js'
 
-type Source = Readonly<Record<string, string | undefined>>
-
-// Variables whose empty value means something (an empty list, a bare token).
-const EMPTY_IS_A_VALUE = new Set(['JWT_HEADER_TYPE', 'CORS_ORIGINS'])
 const LISTS = ['JWT_TOKEN_LOCATION', 'CORS_ORIGINS', 'FEDERATION_ALLOWED_ISSUERS'] as const
 
 // Environment variables are text: numbers and booleans are coerced, every error is collected.
@@ -119,81 +112,6 @@ function defaults (environment: Environment): Record<string, unknown> {
     if (value !== undefined) out[name] = structuredClone(value)
   }
   return out
-}
-
-function readDotenv (dir: string, problems: string[]): Source {
-  let text: string
-  try {
-    text = readFileSync(join(dir, '.env'), 'utf8')
-  } catch {
-    return {}
-  }
-  try {
-    return parseEnv(text)
-  } catch {
-    problems.push('.env cannot be parsed')
-    return {}
-  }
-}
-
-/** Applies `X_FILE` (Docker and Kubernetes secrets) and drops empty values that mean "unset". */
-function resolveFiles (source: Source, problems: string[], reported: Set<string>): Record<string, string> {
-  const out: Record<string, string> = {}
-  const report = (name: string) => reported.add(name === 'SQLALCHEMY_DATABASE_URI' ? 'DATABASE_URL' : name)
-  for (const name of CONFIG_VARIABLES) {
-    let value = source[name]
-    const file = source[`${name}_FILE`]
-    if (file !== undefined && file !== '') {
-      if (value !== undefined && value !== '') {
-        problems.push(`${name} and ${name}_FILE are both set; set only one`)
-        report(name)
-        continue
-      }
-      try {
-        value = readFileSync(file, 'utf8').replace(/\r?\n$/, '')
-      } catch {
-        problems.push(`${name}_FILE names a file that cannot be read`)
-        report(name)
-        continue
-      }
-    }
-    if (value === undefined || (value === '' && !EMPTY_IS_A_VALUE.has(name))) continue
-    out[name] = value
-  }
-  return out
-}
-
-/** Accepts SQLAlchemy-style URLs from the Flask service and normalises them to `postgresql://`. */
-function resolveDatabaseUrl (given: Record<string, string>, problems: string[], reported: Set<string>): void {
-  const urls: string[] = []
-  for (const name of ['SQLALCHEMY_DATABASE_URI', 'DATABASE_URL'] as const) {
-    const raw = given[name]
-    if (raw === undefined) continue
-    const normalised = normaliseDatabaseUrl(raw)
-    if (normalised === undefined) {
-      problems.push(`${name} must be a PostgreSQL URL (postgresql://user:password@host:port/database)`)
-      reported.add('DATABASE_URL')
-    } else {
-      urls.push(normalised)
-    }
-  }
-  delete given.SQLALCHEMY_DATABASE_URI
-  delete given.DATABASE_URL
-  if (urls.length === 2 && urls[0] !== urls[1]) {
-    problems.push('SQLALCHEMY_DATABASE_URI and DATABASE_URL are both set and differ; set only one')
-  }
-  const url = urls[0]
-  if (url === undefined) return
-  given.DATABASE_URL = url
-  const sslmode = urlSslMode(url)
-  if (sslmode !== null && !Object.hasOwn(SSLMODES, sslmode)) {
-    // An unknown sslmode would otherwise be ignored silently, and SSL with it.
-    problems.push(`DATABASE_URL has an sslmode outside its allowed set (${Object.keys(SSLMODES).join(', ')})`)
-  }
-}
-
-function splitList (value: string): string[] {
-  return value.split(',').map((v) => v.trim()).filter((v) => v !== '')
 }
 
 /** false, a hop count, or addresses/CIDRs as proxy-addr (Fastify's own) reads them; never `true`. */

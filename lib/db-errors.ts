@@ -15,10 +15,17 @@ const UNAVAILABLE_MESSAGES = [
   'Cannot use a pool after calling end'
 ]
 
+/**
+ * Whether `err` says the database cannot be reached. A Node network code counts only
+ * on an error of a system call (connect, read, write, getaddrinfo: a socket of the
+ * driver's): an HTTP request that its client aborted also carries ECONNRESET, with
+ * no system call, and a client hanging up is not a database outage.
+ */
 export function isDatabaseUnavailable (err: unknown): boolean {
   if (typeof err !== 'object' || err === null) return false
-  const e = err as { code?: unknown, message?: unknown, errors?: unknown[] }
-  if (typeof e.code === 'string' && (UNAVAILABLE_SQLSTATES.has(e.code) || UNAVAILABLE_NODE_CODES.has(e.code))) return true
+  const e = err as { code?: unknown, message?: unknown, errors?: unknown[], syscall?: unknown }
+  if (typeof e.code === 'string' && UNAVAILABLE_SQLSTATES.has(e.code)) return true
+  if (typeof e.code === 'string' && UNAVAILABLE_NODE_CODES.has(e.code) && typeof e.syscall === 'string') return true
   if (typeof e.message === 'string' && UNAVAILABLE_MESSAGES.some((m) => (e.message as string).includes(m))) return true
   // AggregateError from net.connect when every address of a host refuses.
   return Array.isArray(e.errors) && e.errors.some(isDatabaseUnavailable)

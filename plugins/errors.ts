@@ -64,6 +64,15 @@ function mapError (error: FastifyError, development: boolean): Mapped {
 }
 
 /**
+ * A request its client stopped sending before the end (it hung up mid-body, or was
+ * cut off for being too slow, server-options/index.ts): nothing can be answered, and
+ * nothing on our side failed (docs/edge.md, "Clients that hang up").
+ */
+function abortedByClient (request: FastifyRequest): boolean {
+  return request.raw.complete === false && (request.raw.destroyed || request.raw.socket?.destroyed === true)
+}
+
+/**
  * The one error shape (docs/contract.md, "Errors") for everything that goes wrong:
  * validation, body parsing, authentication, database outages, bugs. Registered
  * before any other plugin, because a route keeps the error handler of the moment
@@ -74,6 +83,12 @@ export default fp(async function errorsPlugin (fastify) {
   fastify.addSchema(ErrorSchema)
 
   fastify.setErrorHandler(function handleError (error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+    if (abortedByClient(request)) {
+      request.log.info({ method: request.method, url: request.url.split('?')[0], reason: error.message }, 'request aborted by the client')
+      // Hijacked: the socket is gone, there is no response to write or to log.
+      reply.hijack()
+      return
+    }
     const mapped = mapError(error, development)
     if (mapped.statusCode >= 500) {
       request.log.error({ err: error }, 'request failed')

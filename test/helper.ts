@@ -11,6 +11,7 @@ import { buildServerOptions } from '../server-options/index.js'
 import configPlugin from '../plugins/config.js'
 import errorsPlugin from '../plugins/errors.js'
 import { hashPassword } from '../lib/passwords.js'
+import { normaliseEmail } from '../lib/credentials.js'
 
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? ''
 if (!ADMIN_URL) throw new Error('TEST_DATABASE_URL is not set: run the tests with `npm test`')
@@ -131,7 +132,7 @@ export interface TestUser { id: string, email: string, password: string }
 
 /** Creates an account (or finds it, when the email is taken) with `password`. */
 export async function registerUser (app: FastifyInstance, options: { email?: string, password?: string } = {}): Promise<TestUser> {
-  const email = (options.email ?? `user-${randomBytes(6).toString('hex')}@example.test`).trim().toLowerCase()
+  const email = normaliseEmail(options.email ?? `user-${randomBytes(6).toString('hex')}@example.test`)
   const password = options.password ?? TEST_PASSWORD
   const created = await app.repos.users.create(email, await hashPassword(password))
   const user = created ?? await app.repos.users.findByEmail(email)

@@ -48,7 +48,9 @@ export default fp(async function corsPlugin (fastify) {
     },
     credentials: !anyOrigin,
     methods: METHODS,
-    allowedHeaders: uniqueHeaders([config.JWT_HEADER_NAME, 'Content-Type', 'X-CSRF-TOKEN', config.REQUEST_ID_HEADER]),
+    // If-Match and If-None-Match are not CORS-safelisted: without them a browser's
+    // conditional PATCH or GET (docs/notes.md, ETags) fails its preflight.
+    allowedHeaders: uniqueHeaders([config.JWT_HEADER_NAME, 'Content-Type', 'X-CSRF-TOKEN', config.REQUEST_ID_HEADER, 'If-Match', 'If-None-Match']),
     exposedHeaders: uniqueHeaders([config.REQUEST_ID_HEADER, 'ETag', 'Location', ...RATE_LIMIT_HEADERS]),
     maxAge: PREFLIGHT_MAX_AGE,
     strictPreflight: true,

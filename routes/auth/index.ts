@@ -5,6 +5,7 @@ import { Type } from 'typebox'
 import { ErrorRef, NoQuery, isUuid } from '../../schemas/common.js'
 import { BEARER, authenticated } from '../../schemas/openapi.js'
 import { AUTH_RATE_LIMIT_WINDOW, CredentialsSchema, MeSchema, RegisteredSchema, TokenPairSchema, type TokenPair } from '../../schemas/auth.js'
+import { credentialsOf } from '../../lib/credentials.js'
 import { ApiError, insufficientScope, invalidToken, tokenError } from '../../lib/errors.js'
 import { hashPassword, verifyDummy, verifyPassword, warmUpDummyHash } from '../../lib/passwords.js'
 import type { IssuedTokens } from '../../plugins/app/auth/tokens.js'
@@ -46,8 +47,8 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
         response: { 201: RegisteredSchema, 409: ErrorRef, ...invalidBody }
       }
     }, async function register (request, reply) {
-      const email = request.body.email.trim()
-      const hash = await hashPassword(request.body.password)
+      const { email, password } = credentialsOf(request.body)
+      const hash = await hashPassword(password)
       const user = await repos.users.create(email, hash)
       if (!user) throw new ApiError('CONFLICT', 'An account with this email already exists')
       request.log.info({ userId: user.id }, 'account registered')
@@ -65,9 +66,10 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
       response: { 200: TokenPairSchema, ...unauthorized, ...invalidBody }
     }
   }, async function login (request, reply) {
-    const user = await repos.users.findByEmail(request.body.email.trim())
+    const { email, password } = credentialsOf(request.body)
+    const user = await repos.users.findByEmail(email)
     // Same answer, same work (an argon2 verification) whether or not the email exists.
-    const ok = user ? await verifyPassword(user.password_hash, request.body.password) : await verifyDummy(request.body.password)
+    const ok = user ? await verifyPassword(user.password_hash, password) : await verifyDummy(password)
     if (!user || !ok) {
       request.log.info({ event: 'login_failed' }, 'login refused')
       throw new ApiError('AUTH_INVALID_CREDENTIALS', 'Wrong email or password')

@@ -3,8 +3,8 @@ import { join } from 'node:path'
 import t from 'tap'
 import { ROOT, copies, execForm, finalStage, instructions, readDockerfile, stageEnv } from '../fixtures/deploy/dockerfile.js'
 
-// Static checks of the image recipe (no Docker engine runs here); the runtime
-// behaviour of its final stage is replayed by test/e2e/image.test.ts.
+// Static checks of the image recipe. test/e2e/image.test.ts replays its final stage
+// without an engine; test/e2e/image-podman.ts builds and runs it (npm run test:image).
 
 const dockerfile = readDockerfile()
 const runtime = finalStage(dockerfile)

@@ -8,6 +8,7 @@ import { ConfigError, loadConfig } from '../../config/load.js'
 import { CONFIG_VARIABLES } from '../../config/schema.js'
 import { build } from '../helper.js'
 import { ROOT, finalStage, instructions, readDockerfile, stageEnv } from '../fixtures/deploy/dockerfile.js'
+import { KUBERNETES_VERSION, validateObjects } from '../fixtures/deploy/kubernetes-schema.js'
 
 // The deployment files are checked against the application itself: probe paths
 // answer on the real app, every variable is one the app reads, the ConfigMap and
@@ -110,6 +111,37 @@ t.test('kubectl kustomize builds the kustomization', {
   }
   const image = built.find((o) => o.kind === 'Deployment')?.spec.template.spec.containers[0].image
   t.match(image, /:\S+$/, 'the image has a tag')
+  const problems = await validateObjects(built.map((doc) => ({ label: `${doc.kind} ${doc.metadata?.name}`, doc })))
+  t.same(problems, [], `every built object is valid against the Kubernetes ${KUBERNETES_VERSION} API schemas`)
+})
+
+t.test(`every manifest file validates against the Kubernetes ${KUBERNETES_VERSION} API schemas`, async (t) => {
+  const problems = await validateObjects(manifests.map((m) => ({ label: `${m.file} ${m.doc.kind} ${m.doc.metadata?.name}`, doc: m.doc })))
+  t.same(problems, [], `${manifests.length} objects: no unknown field, no wrong type, no missing required field`)
+})
+
+t.test('the schema check rejects an unknown field, a wrong type, a missing required field and an unknown kind', async (t) => {
+  const broken = (label: string, change: (d: Obj) => void) => {
+    const doc = structuredClone(deployment)
+    change(doc)
+    return { label, doc }
+  }
+  // One run of the check for all of them: each problem carries its object's label.
+  const problems = await validateObjects([
+    broken('unknown', (d) => { d.spec.template.spec.containers[0].securityContext.readOnlyRootFileSystem = true }),
+    broken('topLevel', (d) => { d.spec.replica = 3 }),
+    broken('type', (d) => { d.spec.replicas = '2' }),
+    broken('required', (d) => { delete d.spec.template.spec.containers[0].name }),
+    broken('enum', (d) => { d.spec.template.spec.containers[0].imagePullPolicy = 'Sometimes' }),
+    { label: 'kind', doc: { ...one('HorizontalPodAutoscaler'), apiVersion: 'autoscaling/v3' } }
+  ])
+  const of = (label: string) => problems.filter((p) => p.startsWith(`${label}: `)).join('\n')
+  t.match(of('unknown'), /'readOnlyRootFileSystem' does not exist in type/, 'a misspelt field deep in the pod template')
+  t.match(of('topLevel'), /'replica' does not exist/, 'a misspelt field of the spec')
+  t.match(of('type'), /replicas must be integer/, 'a string where the API wants an integer')
+  t.match(of('required'), /must have required property .?name/, 'a container without its name')
+  t.match(of('enum'), /imagePullPolicy must be equal to one of the allowed values/, 'a value outside the API\'s enum')
+  t.match(of('kind'), /autoscaling\/v3 HorizontalPodAutoscaler is not a kind of the Kubernetes/, 'an apiVersion the API does not serve')
 })
 
 t.test('probe paths answer 200 on the real app, on the port the app listens on', async (t) => {

@@ -9,7 +9,8 @@ import { createTestDatabase, productionEnv } from '../helper.js'
 import { ROOT, copies, execForm, finalStage, instructions, readDockerfile, stageEnv, type Stage } from '../fixtures/deploy/dockerfile.js'
 import { freePort, runNode, startNode, waitForLine, waitReady } from '../fixtures/deploy/process.js'
 
-// No Docker engine runs here, so this file replays the Dockerfile's final stage:
+// Without a container engine (npm test), this file replays the Dockerfile's final stage
+// (test/e2e/image-podman.ts builds and runs the real image: npm run test:image):
 // it copies what the stage copies (dist/ as compiled by tsconfig.build.json,
 // migrations/, the package files), produces node_modules by running the deps
 // stage's own `npm ci` line, and runs the result with the image's ENV, as the

@@ -77,7 +77,7 @@ t.test('answers the preflight of a listed origin with the allowed methods and he
   t.equal(res.headers['access-control-allow-origin'], APP)
   t.equal(res.headers['access-control-allow-credentials'], 'true')
   t.equal(res.headers['access-control-allow-methods'], 'GET, HEAD, POST, PATCH, DELETE')
-  t.same(String(res.headers['access-control-allow-headers']).split(', '), ['Authorization', 'Content-Type', 'X-CSRF-TOKEN', 'X-Request-ID'])
+  t.same(String(res.headers['access-control-allow-headers']).split(', '), ['Authorization', 'Content-Type', 'X-CSRF-TOKEN', 'X-Request-ID', 'If-Match', 'If-None-Match'])
   t.equal(res.headers['access-control-max-age'], '600')
   t.equal(res.headers['x-request-id'], 'preflight-1', 'the request id hook ran before CORS answered')
   t.equal(res.headers['x-content-type-options'], 'nosniff', 'security headers too')

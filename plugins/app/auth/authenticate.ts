@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest, RequestPayload } from 'fastify'
-import { insufficientScope, invalidToken, tokenError } from '../../../lib/errors.js'
+import { ApiError, insufficientScope, invalidToken, tokenError } from '../../../lib/errors.js'
 import type { Principal, TokenClaims, TokenType } from '../../../schemas/tokens.js'
 
 /**
@@ -52,6 +52,9 @@ export default fp(async function authenticatePlugin (fastify) {
   function fromHeader (request: FastifyRequest): string | undefined {
     const raw = request.headers[headerName]
     if (raw === undefined) return undefined
+    if (sentTwice(request)) {
+      throw new ApiError('BAD_REQUEST', `Send one ${config.JWT_HEADER_NAME} header, not several`, { 'www-authenticate': 'Bearer realm="api", error="invalid_request"' })
+    }
     const value = (Array.isArray(raw) ? raw.join(',') : raw).trim()
     if (value === '') return undefined
     const parts = value.split(/\s+/)
@@ -63,6 +66,20 @@ export default fp(async function authenticatePlugin (fastify) {
       throw invalidToken(`The ${config.JWT_HEADER_NAME} header must be "${config.JWT_HEADER_TYPE} <token>"`)
     }
     return parts[1]
+  }
+
+  /**
+   * Two token headers are ambiguous (RFC 9110 §5.3: the field is not a list), and
+   * refused rather than guessed (RFC 6750 §3.1 invalid_request): Node keeps the first
+   * Authorization and joins other names with ", ", a proxy may use the last one.
+   */
+  function sentTwice (request: FastifyRequest): boolean {
+    const fields = request.raw.rawHeaders
+    let seen = 0
+    for (let i = 0; i < fields.length; i += 2) {
+      if (fields[i]?.toLowerCase() === headerName && ++seen > 1) return true
+    }
+    return false
   }
 
   function readToken (request: FastifyRequest, type: TokenType): TokenClaims {
