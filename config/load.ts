@@ -1,10 +1,10 @@
 import { Ajv, type ErrorObject } from 'ajv'
 import proxyAddr from '@fastify/proxy-addr'
-import { configWarnings, productionProblems, REQUIRED_IN_PRODUCTION, ruleProblems } from './rules.js'
+import { configWarnings, productionProblems, REQUIRED_IN_PRODUCTION, requiredInProduction, ruleProblems } from './rules.js'
 import { ConfigSchema, defaultOf, ENVIRONMENTS, type Config, type Environment } from './schema.js'
 import { readDotenv, resolveDatabaseUrl, resolveFiles, splitList, type Source } from './sources.js'
 
-const LISTS = ['JWT_TOKEN_LOCATION', 'CORS_ORIGINS'] as const
+const LISTS = ['JWT_TOKEN_LOCATION', 'CORS_ORIGINS', 'FEDERATION_ALLOWED_ISSUERS'] as const
 
 // Environment variables are text: numbers and booleans are coerced, every error is collected.
 const validate = new Ajv({ allErrors: true, coerceTypes: true, strict: false }).compile(ConfigSchema)
@@ -56,7 +56,7 @@ export function loadConfig (source: Source = process.env, options: LoadOptions =
   resolveDatabaseUrl(given, problems, reported)
 
   if (production) {
-    for (const name of REQUIRED_IN_PRODUCTION) {
+    for (const name of requiredInProduction(given)) {
       if (given[name] === undefined && !reported.has(name)) problems.push(`${name} is required in production and is missing or empty`)
     }
     if (given.DATABASE_URL === undefined && !reported.has('DATABASE_URL')) {

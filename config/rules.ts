@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { parse as parseDuration } from '@lukeed/ms'
 import { databasePassword, effectiveSslMode } from './database-url.js'
 import { DEV_JWT_SECRET_KEY, DEV_SECRET_KEY, type Config } from './schema.js'
+import { algorithmOfKey, isAsymmetric, parsePrivateKey, signingKeyProblem } from './signing-keys.js'
 
 // Rules that a schema cannot express: relations between variables, and what
 // production demands (docs/contract.md, "Configuration"). Messages name variables,
@@ -11,6 +12,18 @@ const DEV_SECRETS = new Set([DEV_SECRET_KEY, DEV_JWT_SECRET_KEY])
 const WEAK_DB_PASSWORDS = new Set(['', 'password', 'postgres'])
 const MIN_SECRET_LENGTH = 32
 export const REQUIRED_IN_PRODUCTION = ['SECRET_KEY', 'JWT_SECRET_KEY'] as const
+
+/** The secrets production requires: with ES256/EdDSA the private key replaces JWT_SECRET_KEY. */
+export function requiredInProduction (given: Readonly<Record<string, string | undefined>>): string[] {
+  return ['SECRET_KEY', isAsymmetric(given.JWT_ALGORITHM?.trim()) ? 'JWT_PRIVATE_KEY' : 'JWT_SECRET_KEY']
+}
+
+/** An issuer identifier (RFC 8414 §2): an absolute http(s) URL without query, fragment or credentials. */
+export function isIssuerUrl (value: string): boolean {
+  if (!URL.canParse(value) || value.includes('?') || value.includes('#')) return false
+  const url = new URL(value)
+  return (url.protocol === 'http:' || url.protocol === 'https:') && url.username === '' && url.password === ''
+}
 
 /** Milliseconds of a duration ("60000", "1 minute", "2 seconds"), or undefined when it is not one. */
 export function durationMs (value: string): number | undefined {
@@ -66,23 +79,59 @@ export function ruleProblems (config: Config, invalid: ReadonlySet<string>): str
   if (ok('METRICS_PORT', 'PORT') && config.METRICS_PORT !== undefined && config.METRICS_PORT === config.PORT) {
     problems.push('METRICS_PORT must differ from PORT')
   }
+  problems.push(...signingKeyProblems(config, ok('JWT_ALGORITHM')))
+  if (ok('FEDERATION_ALLOWED_ISSUERS') && config.FEDERATION_ALLOWED_ISSUERS?.some((i) => !isIssuerUrl(i))) {
+    problems.push('FEDERATION_ALLOWED_ISSUERS must be a comma list of issuer URLs (http(s)://host[/path], no query or fragment)')
+  }
+  return problems
+}
+
+/** A private key set must be one the algorithm can use, in every environment: a broken key never signs. */
+function signingKeyProblems (config: Config, algorithmValid: boolean): string[] {
+  if (!algorithmValid) return []
+  const problems: string[] = []
+  const algorithm = config.JWT_ALGORITHM
+  if (!isAsymmetric(algorithm)) {
+    for (const name of ['JWT_PRIVATE_KEY', 'JWT_PRIVATE_KEY_PREVIOUS'] as const) {
+      if (config[name] !== undefined) problems.push(`${name} is only used with JWT_ALGORITHM=ES256 or EdDSA`)
+    }
+    return problems
+  }
+  const current = config.JWT_PRIVATE_KEY !== undefined ? signingKeyProblem('JWT_PRIVATE_KEY', config.JWT_PRIVATE_KEY, algorithm) : undefined
+  if (current !== undefined) problems.push(current)
+  // The key being rotated out may be of the other asymmetric algorithm (ES256 → EdDSA is a rotation too).
+  const previous = config.JWT_PRIVATE_KEY_PREVIOUS !== undefined ? parsePrivateKey(config.JWT_PRIVATE_KEY_PREVIOUS) : undefined
+  if (config.JWT_PRIVATE_KEY_PREVIOUS !== undefined && (previous === undefined || algorithmOfKey(previous) === undefined)) {
+    problems.push('JWT_PRIVATE_KEY_PREVIOUS must be an unencrypted PKCS#8 PEM private key (P-256 or Ed25519)')
+  }
   return problems
 }
 
 /** What production demands beyond the schema; `given` holds only what the operator set. */
 export function productionProblems (config: Config, given: Readonly<Record<string, string | undefined>>): string[] {
   const problems: string[] = []
+  // With ES256/EdDSA the HMAC keys are not used: a leftover one is no weakness.
+  const hmac = !isAsymmetric(config.JWT_ALGORITHM)
   for (const name of ['SECRET_KEY', 'JWT_SECRET_KEY', 'JWT_SECRET_KEY_PREVIOUS'] as const) {
     const value = given[name]
-    if (value === undefined) continue
+    if (value === undefined || (!hmac && name !== 'SECRET_KEY')) continue
     if (value.length < MIN_SECRET_LENGTH) problems.push(`${name} must be at least ${MIN_SECRET_LENGTH} characters`)
     else if (DEV_SECRETS.has(value)) problems.push(`${name} equals a development default`)
   }
-  if (given.SECRET_KEY !== undefined && given.SECRET_KEY === given.JWT_SECRET_KEY) {
+  if (hmac && given.SECRET_KEY !== undefined && given.SECRET_KEY === given.JWT_SECRET_KEY) {
     problems.push('SECRET_KEY and JWT_SECRET_KEY must differ')
   }
-  if (config.JWT_SECRET_KEY_PREVIOUS !== undefined && config.JWT_SECRET_KEY_PREVIOUS === given.JWT_SECRET_KEY) {
+  if (hmac && config.JWT_SECRET_KEY_PREVIOUS !== undefined && config.JWT_SECRET_KEY_PREVIOUS === given.JWT_SECRET_KEY) {
     problems.push('JWT_SECRET_KEY_PREVIOUS must differ from JWT_SECRET_KEY')
+  }
+  if (config.JWT_PRIVATE_KEY_PREVIOUS !== undefined && config.JWT_PRIVATE_KEY_PREVIOUS === config.JWT_PRIVATE_KEY) {
+    problems.push('JWT_PRIVATE_KEY_PREVIOUS must differ from JWT_PRIVATE_KEY')
+  }
+  if (config.JWT_ISSUER !== undefined && !isIssuerUrl(config.JWT_ISSUER)) {
+    problems.push('JWT_ISSUER must be an absolute http(s) URL without query or fragment')
+  }
+  if (config.FEDERATION_ALLOWED_ISSUERS?.some((i) => !i.startsWith('https://'))) {
+    problems.push('FEDERATION_ALLOWED_ISSUERS must hold https:// issuers only (keys are fetched from them)')
   }
   if (config.DATABASE_URL !== undefined) {
     const password = databasePassword(config.DATABASE_URL)
@@ -96,6 +145,9 @@ export function configWarnings (config: Config): string[] {
   const warnings: string[] = []
   if (config.ENVIRONMENT !== 'production' && (DEV_SECRETS.has(config.SECRET_KEY) || DEV_SECRETS.has(config.JWT_SECRET_KEY))) {
     warnings.push(`insecure development defaults are in use (ENVIRONMENT=${config.ENVIRONMENT}); never expose this instance`)
+  }
+  if (config.ENVIRONMENT !== 'production' && config.JWT_ISSUER !== undefined && !isIssuerUrl(config.JWT_ISSUER)) {
+    warnings.push('JWT_ISSUER is not an absolute http(s) URL: the authorization server metadata is not served, and production would refuse it')
   }
   // The URL's sslmode wins over DATABASE_SSL (config/database-url.ts), so both are looked at.
   if (config.ENVIRONMENT === 'production' && config.DATABASE_URL !== undefined && effectiveSslMode(config.DATABASE_URL, config.DATABASE_SSL) === 'disable') {

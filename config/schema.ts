@@ -31,7 +31,10 @@ export const ConfigSchema = Type.Object({
   JWT_TOKEN_LOCATION: Type.Array(Type.Union([Type.Literal('headers'), Type.Literal('cookies')]), { minItems: 1, maxItems: 2, uniqueItems: true, default: ['headers'] }),
   JWT_HEADER_NAME: Type.String({ ...HeaderName, default: 'Authorization' }),
   JWT_HEADER_TYPE: Type.String({ pattern: '^[!#$%&\'*+.^_`|~0-9A-Za-z-]*$', default: 'Bearer' }),
-  JWT_ALGORITHM: Type.Union([Type.Literal('HS256'), Type.Literal('HS384'), Type.Literal('HS512')], { default: 'HS256' }),
+  JWT_ALGORITHM: Type.Union([Type.Literal('HS256'), Type.Literal('HS384'), Type.Literal('HS512'), Type.Literal('ES256'), Type.Literal('EdDSA')], { default: 'HS256' }),
+  // PKCS#8 PEM keys for ES256/EdDSA (config/signing-keys.ts checks them).
+  JWT_PRIVATE_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_PRIVATE_KEY_PREVIOUS: Type.Optional(Type.String({ minLength: 1 })),
   JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
   JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
   JWT_COOKIE_SECURE: Type.Boolean(),
@@ -58,6 +61,8 @@ export const ConfigSchema = Type.Object({
   METRICS_ENABLED: Type.Boolean({ default: true }),
   METRICS_PORT: Type.Optional(Port),
   REGISTRATION_ENABLED: Type.Boolean({ default: true }),
+  // Exact issuer URLs that federated service clients may name; unset: any outside production, none in it.
+  FEDERATION_ALLOWED_ISSUERS: Type.Optional(Type.Array(Type.String({ minLength: 1 }))),
   SHUTDOWN_DRAIN_DELAY: Type.Integer({ minimum: 0, maximum: 60_000 }),
   SHUTDOWN_TIMEOUT: Type.Integer({ minimum: 1000, maximum: 600_000, default: 10_000 })
 }, { additionalProperties: false })

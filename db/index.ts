@@ -1,8 +1,10 @@
+import { clientAssertionsRepository } from './client-assertions.js'
 import { clientsRepository } from './clients.js'
 import { idempotencyRepository } from './idempotency.js'
 import { loginAttemptsRepository } from './login-attempts.js'
 import { notesRepository } from './notes.js'
 import type { Database } from './queryable.js'
+import { revokedTokensRepository } from './revoked-tokens.js'
 import { sessionsRepository } from './sessions.js'
 import { usersRepository } from './users.js'
 
@@ -14,7 +16,9 @@ export function repositories (db: Database) {
     clients: clientsRepository(db),
     notes: notesRepository(db),
     idempotency: idempotencyRepository(db),
-    loginAttempts: loginAttemptsRepository(db)
+    loginAttempts: loginAttemptsRepository(db),
+    clientAssertions: clientAssertionsRepository(db),
+    revokedTokens: revokedTokensRepository(db)
   }
 }
 

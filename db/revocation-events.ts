@@ -10,6 +10,8 @@ export type RevocationEvent =
   | { t: 'session', id: string, exp: number }
   /** A service client: every token issued to it. */
   | { t: 'client', id: string }
+  /** One token, by its `jti` (POST /auth/revoke); `exp` (epoch seconds) is when it expires. */
+  | { t: 'token', id: string, exp: number }
 
 export async function notifyRevocation (db: Queryable, event: RevocationEvent): Promise<void> {
   await db.query('SELECT pg_notify($1, $2)', [REVOCATION_CHANNEL, JSON.stringify(event)])
@@ -30,7 +32,7 @@ export function parseRevocationEvent (payload: string | undefined): RevocationEv
   if (typeof value !== 'object' || value === null) return undefined
   const { t, id, exp } = value as Record<string, unknown>
   if (typeof id !== 'string' || !isUuid(id)) return undefined
-  if (t === 'session' && typeof exp === 'number' && Number.isFinite(exp)) return { t, id, exp }
+  if ((t === 'session' || t === 'token') && typeof exp === 'number' && Number.isFinite(exp)) return { t, id, exp }
   if (t === 'client') return { t, id }
   return undefined
 }

@@ -80,6 +80,15 @@ export function sessionsRepository (db: Database) {
       })
     },
 
+    /** Whether `jti` is the current refresh token of a live session (introspection: a spent one is not active). */
+    async isCurrentRefresh (sessionId: string, jti: string): Promise<boolean> {
+      const { rows } = await db.query(
+        'SELECT 1 FROM sessions WHERE id = $1 AND refresh_jti = $2 AND revoked_at IS NULL AND expires_at > now()',
+        [sessionId, jti]
+      )
+      return rows.length > 0
+    },
+
     /** Revoked sessions some token of which may still be unexpired: the revocation cache. */
     async listRevoked (): Promise<Array<{ id: string, expires_at: Date }>> {
       const { rows } = await db.query<{ id: string, expires_at: Date }>(

@@ -53,13 +53,39 @@ export const ClientMeSchema = Type.Object({
 export const MeSchema = Type.Union([UserMeSchema, ClientMeSchema])
 
 /** RFC 6749 §4.4.2 access token request (form-encoded or JSON); validated by hand to answer §5.2 errors. */
+const ClientAuthFields = {
+  client_id: Type.Optional(Type.String({ maxLength: 200 })),
+  client_secret: Type.Optional(Type.String({ maxLength: 200 })),
+  // RFC 7521 §4.2: a JWT client assertion (private_key_jwt, or a workload identity token).
+  client_assertion_type: Type.Optional(Type.String({ maxLength: 200 })),
+  client_assertion: Type.Optional(Type.String({ maxLength: 16384 }))
+}
+
 export const TokenRequestSchema = Type.Object({
   grant_type: Type.Optional(Type.String({ maxLength: 100 })),
   scope: Type.Optional(Type.String({ maxLength: 2000 })),
-  client_id: Type.Optional(Type.String({ maxLength: 200 })),
-  client_secret: Type.Optional(Type.String({ maxLength: 200 }))
+  ...ClientAuthFields
 }, { additionalProperties: false })
 export type TokenRequest = Static<typeof TokenRequestSchema>
+
+/** RFC 7662 §2.1 and RFC 7009 §2.1 requests, authenticated like a token request. */
+export const TokenInspectionRequestSchema = Type.Object({
+  token: Type.Optional(Type.String({ maxLength: 16384 })),
+  token_type_hint: Type.Optional(Type.String({ maxLength: 100 })),
+  ...ClientAuthFields
+}, { additionalProperties: false })
+
+/** RFC 7662 §2.2: an active token's facts, or `{"active": false}` and nothing more. */
+export const IntrospectionSchema = Type.Object({
+  active: Type.Boolean(),
+  scope: Type.Optional(Type.String()),
+  client_id: Type.Optional(Type.String()),
+  sub: Type.Optional(Type.String()),
+  exp: Type.Optional(Type.Number()),
+  iat: Type.Optional(Type.Number()),
+  iss: Type.Optional(Type.String()),
+  token_type: Type.Optional(Type.Union([Type.Literal('access_token'), Type.Literal('refresh_token')]))
+}, { additionalProperties: false })
 
 export const TokenResponseSchema = Type.Object({
   access_token: Type.String(),

@@ -3,12 +3,14 @@ import pg from 'pg'
 import { REVOCATION_CHANNEL, parseRevocationEvent, type RevocationEvent } from '../../db/revocation-events.js'
 
 export interface Revocation {
-  /** Revoked sessions plus disabled clients held in memory (the `auth_revoked_sessions` gauge). */
+  /** Revoked sessions, disabled clients and revoked tokens held in memory (the `auth_revoked_sessions` gauge). */
   readonly size: number
   /** True once the cache has been loaded and while it is known to be current. */
   readonly current: boolean
   isSessionRevoked: (sessionId: string) => boolean
   isClientDisabled: (clientId: string) => boolean
+  /** A single token revoked by POST /auth/revoke, by its jti. */
+  isTokenRevoked: (jti: string) => boolean
   /** Applies a revocation at once on this replica (the NOTIFY brings it to the others). */
   apply: (event: RevocationEvent) => void
   /** Reloads every revocation from the database (at start and after each reconnect). */
@@ -32,7 +34,7 @@ const RECONNECT_MAX_MS = 5_000
 const STALE_AFTER_MS = 5_000
 
 /**
- * Revoked sessions and disabled clients, held in memory so that checking a token
+ * Revoked sessions, disabled clients and revoked tokens, held in memory so that checking a token
  * costs no database query (docs/auth.md, "Revocation across replicas"). Every replica LISTENs on a dedicated
  * connection (a pooled one could be recycled and would drop the LISTEN); whoever
  * revokes NOTIFYs in the same transaction, so all replicas learn of it within
@@ -42,6 +44,7 @@ const STALE_AFTER_MS = 5_000
 export default fp(async function revocationPlugin (fastify) {
   const sessions = new Map<string, number>() // id → when its tokens are all expired (ms)
   const clients = new Set<string>()
+  const tokens = new Map<string, number>() // jti → when the token expires (ms), plus the margin
   const log = fastify.log.child({ component: 'revocation' })
 
   let synced = false
@@ -52,9 +55,10 @@ export default fp(async function revocationPlugin (fastify) {
   let reconnectTimer: NodeJS.Timeout | undefined
 
   function apply (event: RevocationEvent): void {
-    if (event.t === 'session') {
+    if (event.t === 'session' || event.t === 'token') {
+      const map = event.t === 'session' ? sessions : tokens
       const until = event.exp * 1000 + KEEP_AFTER_EXPIRY_MS
-      if (until > Date.now()) sessions.set(event.id, Math.max(until, sessions.get(event.id) ?? 0))
+      if (until > Date.now()) map.set(event.id, Math.max(until, map.get(event.id) ?? 0))
     } else {
       clients.add(event.id)
     }
@@ -63,9 +67,11 @@ export default fp(async function revocationPlugin (fastify) {
   // Revocations are never undone, so a reload only adds: an event that arrives while
   // the reload's query runs cannot be lost by replacing the cache with older rows.
   async function resync (): Promise<void> {
-    const [revoked, disabled] = await Promise.all([fastify.repos.sessions.listRevoked(), fastify.repos.clients.listDisabledIds()])
+    const { sessions: sessionsRepo, clients: clientsRepo, revokedTokens } = fastify.repos
+    const [revoked, disabled, revokedJtis] = await Promise.all([sessionsRepo.listRevoked(), clientsRepo.listDisabledIds(), revokedTokens.listActive()])
     for (const row of revoked) apply({ t: 'session', id: row.id, exp: Math.ceil(row.expires_at.getTime() / 1000) })
     for (const id of disabled) apply({ t: 'client', id })
+    for (const row of revokedJtis) apply({ t: 'token', id: row.jti, exp: Math.ceil(row.expires_at.getTime() / 1000) })
     synced = true
   }
 
@@ -130,7 +136,7 @@ export default fp(async function revocationPlugin (fastify) {
   }
 
   const revocation: Revocation = {
-    get size () { return sessions.size + clients.size },
+    get size () { return sessions.size + clients.size + tokens.size },
     get current () {
       return synced && (listener !== undefined || (lostAt !== undefined && Date.now() - lostAt < STALE_AFTER_MS))
     },
@@ -139,6 +145,10 @@ export default fp(async function revocationPlugin (fastify) {
       return until !== undefined && until > Date.now()
     },
     isClientDisabled (id) { return clients.has(id) },
+    isTokenRevoked (jti) {
+      const until = tokens.get(jti)
+      return until !== undefined && until > Date.now()
+    },
     apply,
     resync
   }
@@ -154,10 +164,13 @@ export default fp(async function revocationPlugin (fastify) {
 
   const prune = setInterval(() => {
     const now = Date.now()
-    for (const [id, until] of sessions) if (until <= now) sessions.delete(id)
+    for (const map of [sessions, tokens]) for (const [id, until] of map) if (until <= now) map.delete(id)
     fastify.repos.sessions.prune().then((deleted) => {
       if (deleted > 0) log.info({ deleted }, 'expired sessions pruned')
     }, (err: Error) => log.warn({ reason: err.message }, 'pruning expired sessions failed'))
+    fastify.repos.revokedTokens.prune().then((deleted) => {
+      if (deleted > 0) log.info({ deleted }, 'expired revoked tokens pruned')
+    }, (err: Error) => log.warn({ reason: err.message }, 'pruning expired revoked tokens failed'))
   }, PRUNE_INTERVAL_MS)
   prune.unref()
 

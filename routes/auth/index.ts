@@ -11,6 +11,7 @@ import { hashPassword, verifyDummy, verifyPassword, warmUpDummyHash } from '../.
 import { securityEvent } from '../../lib/security-events.js'
 import type { IssuedTokens } from '../../plugins/app/auth/tokens.js'
 import tokenRoutes from './token.js'
+import introspectionRoutes from './introspection.js'
 
 const unauthorized = { 401: ErrorRef }
 const invalidBody = { 400: ErrorRef, 413: ErrorRef, 415: ErrorRef, 429: ErrorRef, 503: ErrorRef }
@@ -164,6 +165,7 @@ const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {
   })
 
   await fastify.register(tokenRoutes)
+  await fastify.register(introspectionRoutes)
 }
 
 export default auth

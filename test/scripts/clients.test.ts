@@ -64,9 +64,11 @@ t.test('the clients command', async (t) => {
     t.equal(run.code, 0, run.stderr)
     t.ok(run.lines.length >= 2)
     for (const line of run.lines) {
-      t.same(Object.keys(line).sort(), ['client_id', 'created_at', 'disabled_at', 'name', 'scopes'])
+      t.same(Object.keys(line).sort(), ['auth_method', 'client_id', 'created_at', 'disabled_at', 'name', 'scopes'])
+      t.equal(line.auth_method, 'client_secret', 'each line says how the client authenticates')
     }
-    t.notOk(run.stdout.includes('secret'), 'no secret or hash')
+    // auth_method "client_secret" names the method; no secret or hash is printed.
+    t.notOk(run.stdout.includes('"client_secret":') || run.stdout.includes('secret_hash') || run.stdout.includes('$argon2'), 'no secret or hash')
     t.ok(run.lines.some((l) => l.name === 'reporting'))
   })
 

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyJwt from '@fastify/jwt'
-import { Compile } from 'typebox/compile'
 import { ApiError, invalidToken, tokenError } from '../../../lib/errors.js'
 import { USER_SCOPES } from '../../../schemas/auth.js'
-import { TokenClaimsSchema, type TokenClaims, type TokenType } from '../../../schemas/tokens.js'
+import type { TokenClaims, TokenType } from '../../../schemas/tokens.js'
+import { ACCESS_TYP, LEEWAY_MS, checkShape, checkedClaims, mapVerifyError, type Verified } from './token-checks.js'
 
 export interface IssuedTokens {
   accessToken: string
@@ -30,93 +30,100 @@ declare module 'fastify' {
   }
 }
 declare module '@fastify/jwt' {
-  // The namespaces this plugin registers: `previous` only with JWT_SECRET_KEY_PREVIOUS.
+  // The namespaces this plugin registers: `previous` only with a previous key.
   interface JWT {
     current: JWT
     previous: JWT
   }
 }
 
-// A JWT is three base64url parts of at most 8 KiB; anything else is refused before decoding.
-const MAX_TOKEN_LENGTH = 8192
-const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
-const LEEWAY_MS = 5000
-const claims = Compile(TokenClaimsSchema)
-
 type Verify = (token: string) => unknown
 
-/** fast-jwt's errors all carry a FAST_JWT_* code; only expiry has a code of its own. */
-function mapVerifyError (err: unknown): ApiError {
-  if ((err as { code?: unknown } | null)?.code === 'FAST_JWT_EXPIRED') return tokenError('AUTH_TOKEN_EXPIRED', 'The token has expired', true)
-  return invalidToken('The token is invalid')
-}
-
 /**
- * Access and refresh tokens (docs/contract.md, "Tokens") on @fastify/jwt, configured
- * so that none of fast-jwt's permissive defaults apply: the one configured algorithm
- * (RFC 8725 §3.1: never the one the token names), required claims, iss/aud, 5 s of
- * leeway, every failure a 401 with its code. The previous key only verifies.
+ * Access and refresh tokens (docs/contract.md, "Tokens", "Signing keys") on
+ * @fastify/jwt, configured so that none of fast-jwt's permissive defaults apply: the
+ * one configured algorithm (RFC 8725 §3.1: never the one the token names), required
+ * claims, iss/aud, 5 s of leeway, every failure a 401 with its code. With ES256/EdDSA
+ * the key is chosen by `kid` among the current and previous keys (plugins/app/auth/keys.ts);
+ * with HMAC the current secret, then the previous one. The previous key only verifies.
  */
 export default fp(async function tokensPlugin (fastify) {
   const config = fastify.config
+  const keys = fastify.signingKeys
   // Double-submit CSRF values travel as claims of the tokens that cookies carry.
   const csrf = config.JWT_TOKEN_LOCATION.includes('cookies') && config.JWT_COOKIE_CSRF_PROTECT
   const requiredClaims = ['sub', 'jti', 'iat', 'exp', 'type']
   if (config.JWT_ISSUER !== undefined) requiredClaims.push('iss')
   if (config.JWT_AUDIENCE !== undefined) requiredClaims.push('aud')
-  const options = {
-    sign: { algorithm: config.JWT_ALGORITHM },
-    verify: {
-      algorithms: [config.JWT_ALGORITHM],
-      clockTolerance: LEEWAY_MS,
-      requiredClaims,
-      ...(config.JWT_ISSUER !== undefined ? { allowedIss: config.JWT_ISSUER } : {}),
-      ...(config.JWT_AUDIENCE !== undefined ? { allowedAud: config.JWT_AUDIENCE } : {}),
-      // fast-jwt's bounded cache of verified tokens (keyed by a hash of the token, never
-      // kept past its exp): a repeated token skips the signature. The claim and
-      // revocation checks below run on every request, cached or not.
-      cache: 10_000,
-      cacheTTL: 600_000
-    }
+  const algorithm = keys?.current.alg ?? config.JWT_ALGORITHM
+  const verify = {
+    algorithms: [algorithm],
+    clockTolerance: LEEWAY_MS,
+    requiredClaims,
+    ...(config.JWT_ISSUER !== undefined ? { allowedIss: config.JWT_ISSUER } : {}),
+    ...(config.JWT_AUDIENCE !== undefined ? { allowedAud: config.JWT_AUDIENCE } : {}),
+    // The header is needed too (typ, kid).
+    complete: true,
+    // fast-jwt's bounded cache of verified tokens (keyed by a hash of the token, never
+    // kept past its exp): a repeated token skips the signature. The claim and
+    // revocation checks below run on every request, cached or not.
+    cache: 10_000,
+    cacheTTL: 600_000
   }
-  await fastify.register(fastifyJwt, { ...options, secret: config.JWT_SECRET_KEY, namespace: 'current' })
+  const sign = { algorithm, ...(keys ? { kid: keys.current.kid } : {}), header: { alg: algorithm, typ: ACCESS_TYP } }
+  const refreshSign = { header: { alg: algorithm, typ: 'JWT' } }
+  const secret = keys ? { private: keys.current.privatePem, public: keys.current.publicPem } : config.JWT_SECRET_KEY
+  await fastify.register(fastifyJwt, { sign, verify, decode: { complete: true }, secret, namespace: 'current' })
   const current = fastify.jwt.current
   let previous: Verify | undefined
-  if (config.JWT_SECRET_KEY_PREVIOUS !== undefined && config.JWT_SECRET_KEY_PREVIOUS !== config.JWT_SECRET_KEY) {
-    await fastify.register(fastifyJwt, { ...options, secret: config.JWT_SECRET_KEY_PREVIOUS, namespace: 'previous' })
+  // Asymmetric: the public half of the previous key; HMAC: a previous secret other than the current one.
+  const previousSecret = keys
+    ? keys.previous && { public: keys.previous.publicPem }
+    : (config.JWT_SECRET_KEY_PREVIOUS !== config.JWT_SECRET_KEY ? config.JWT_SECRET_KEY_PREVIOUS : undefined)
+  if (previousSecret !== undefined) {
+    await fastify.register(fastifyJwt, { verify: { ...verify, algorithms: [keys?.previous?.alg ?? algorithm] }, secret: previousSecret, namespace: 'previous' })
     const jwt = fastify.jwt.previous
     previous = (token) => jwt.verify(token)
   }
 
-  function verifySignature (token: string): unknown {
+  function run (verifier: Verify, token: string): Verified {
     try {
-      return current.verify(token)
-    } catch (err) {
-      if (previous === undefined || (err as { code?: unknown }).code !== 'FAST_JWT_INVALID_SIGNATURE') throw mapVerifyError(err)
-    }
-    try {
-      return previous(token)
+      return verifier(token) as Verified
     } catch (err) {
       throw mapVerifyError(err)
     }
   }
 
-  function verify (token: string, type: TokenType): TokenClaims {
-    if (token.length > MAX_TOKEN_LENGTH || !JWT_SHAPE.test(token)) throw invalidToken('The token is invalid')
-    const payload = verifySignature(token)
-    if (!claims.Check(payload)) throw invalidToken('The token is invalid')
-    if ((config.JWT_ISSUER !== undefined && payload.iss !== config.JWT_ISSUER) ||
-      (config.JWT_AUDIENCE !== undefined && payload.aud !== config.JWT_AUDIENCE) ||
-      (payload.client_id !== undefined && payload.sub !== payload.client_id)) {
+  function verifySignature (token: string): Verified {
+    if (keys) {
+      // RFC 7515 §4.1.4: the kid names one of our keys, or the token is not ours.
+      let kid: unknown
+      try {
+        kid = (current.decode(token) as Verified | null)?.header.kid
+      } catch {
+        throw invalidToken('The token is invalid')
+      }
+      if (kid === keys.current.kid) return run((t) => current.verify(t), token)
+      if (previous !== undefined && kid === keys.previous?.kid) return run(previous, token)
       throw invalidToken('The token is invalid')
     }
-    // RFC 8725 §3.12: a refresh token is not an access token, nor the reverse.
-    if (payload.type !== type) throw invalidToken(type === 'access' ? 'An access token is required' : 'A refresh token is required')
+    try {
+      return current.verify(token) as Verified
+    } catch (err) {
+      if (previous === undefined || (err as { code?: unknown }).code !== 'FAST_JWT_INVALID_SIGNATURE') throw mapVerifyError(err)
+    }
+    return run(previous, token)
+  }
+
+  function verifyToken (token: string, type: TokenType): TokenClaims {
+    checkShape(token)
+    const payload = checkedClaims(verifySignature(token), type, config)
     const revocation = fastify.revocation
     if (!revocation.current) {
       throw new ApiError('SERVICE_UNAVAILABLE', 'Token revocations cannot be checked right now; retry later', { 'retry-after': '1' })
     }
-    if (payload.sid !== undefined ? revocation.isSessionRevoked(payload.sid) : revocation.isClientDisabled(payload.client_id)) {
+    if ((payload.sid !== undefined ? revocation.isSessionRevoked(payload.sid) : revocation.isClientDisabled(payload.client_id)) ||
+      revocation.isTokenRevoked(payload.jti)) {
       throw tokenError('AUTH_TOKEN_REVOKED', 'The token has been revoked', true)
     }
     return payload
@@ -146,7 +153,7 @@ export default fp(async function tokensPlugin (fastify) {
       const refreshCsrf = csrf ? randomUUID() : undefined
       const scope = USER_SCOPES.join(' ')
       const accessToken = current.sign({ ...baseClaims(userId, 'access', now, accessExp), scope, sid: sessionId, ...(accessCsrf ? { csrf: accessCsrf } : {}) })
-      const refreshToken = current.sign({ ...baseClaims(userId, 'refresh', now, sessionEnd), jti: refreshJti, scope, sid: sessionId, ...(refreshCsrf ? { csrf: refreshCsrf } : {}) })
+      const refreshToken = current.sign({ ...baseClaims(userId, 'refresh', now, sessionEnd), jti: refreshJti, scope, sid: sessionId, ...(refreshCsrf ? { csrf: refreshCsrf } : {}) }, refreshSign)
       return { accessToken, refreshToken, expiresIn: Math.max(0, accessExp - now), accessCsrf, refreshCsrf }
     },
     issueForClient (client, scopes) {
@@ -159,7 +166,7 @@ export default fp(async function tokensPlugin (fastify) {
       })
       return { accessToken, expiresIn: config.JWT_ACCESS_TOKEN_EXPIRES }
     },
-    verify
+    verify: verifyToken
   }
   fastify.decorate('tokens', tokens)
-}, { name: 'tokens', dependencies: ['config', 'revocation'] })
+}, { name: 'tokens', dependencies: ['config', 'signing-keys', 'revocation'] })
