@@ -103,9 +103,9 @@ t.test('service clients: token issued (info, with client and scope), authenticat
   await token({ authorization: basic(client.clientId, client.clientSecret) })
   t.same(events('client.auth.failed').map((e) => [e.level, e.reason, e.clientId, e.method]), [
     [WARN, 'wrong_secret', client.clientId, 'client_secret_basic'],
-    [WARN, 'unknown_client', undefined, 'client_secret_post'],
-    [WARN, 'malformed_basic', undefined, undefined],
-    [WARN, 'no_credentials', undefined, undefined],
+    [WARN, 'unknown_client', '00000000-0000-4000-8000-000000000000', 'client_secret_post'],
+    [WARN, 'malformed_basic', undefined, 'client_secret_basic'],
+    [WARN, 'no_credentials', undefined, 'client_secret_post'],
     [WARN, 'client_disabled', client.clientId, 'client_secret_basic']
   ])
 })

@@ -49,6 +49,12 @@ function basicCredentials (request: FastifyRequest): { clientId: string, clientS
   return clientId === undefined || clientSecret === undefined ? null : { clientId, clientSecret }
 }
 
+function refusalReason (client: { disabled_at: Date | null, secret_hash: string | null } | undefined): string {
+  if (!client) return 'unknown_client'
+  if (client.disabled_at !== null) return 'client_disabled'
+  return client.secret_hash === null ? 'no_secret' : 'wrong_secret'
+}
+
 /**
  * Client authentication for /auth/token, /auth/introspect and /auth/revoke
  * (docs/auth.md, "Service clients"): a secret by HTTP Basic or in the body, or a
@@ -90,20 +96,21 @@ export default fp(async function clientAuthPlugin (fastify) {
       }
     }
 
-    if (basic === null) refuse(request, 'client_secret_basic', 'malformed HTTP Basic credentials', undefined, true)
+    if (basic === null) refuse(request, 'client_secret_basic', 'malformed_basic', undefined, true)
     if (basic !== undefined && params.client_id !== undefined && params.client_id !== basic.clientId) {
       throw invalidRequest('client_id differs from the HTTP Basic credentials')
     }
     const method = basic !== undefined ? 'client_secret_basic' : 'client_secret_post'
     const clientId = basic?.clientId ?? params.client_id
     const secret = basic?.clientSecret ?? params.client_secret
-    if (clientId === undefined || secret === undefined) refuse(request, method, 'no client credentials', clientId, false)
+    if (clientId === undefined || secret === undefined) refuse(request, method, 'no_credentials', clientId, false)
     const client = isUuid(clientId) ? await fastify.repos.clients.find(clientId.toLowerCase()) : undefined
     // Unknown, disabled, secretless and wrong-secret clients cost the same argon2 verification.
     const ok = client && client.disabled_at === null && client.secret_hash !== null
       ? await verifyPassword(client.secret_hash, secret)
       : await verifyDummy(secret)
-    if (!client || !ok) refuse(request, method, client ? 'wrong secret, disabled or secretless client' : 'unknown client', clientId, basic !== undefined)
+    // The answer is the same invalid_client for all of them; only the log tells them apart.
+    if (!client || !ok) refuse(request, method, refusalReason(client), clientId, basic !== undefined)
     return { id: client.id, name: client.name, scopes: client.scopes, method }
   }
 
