@@ -144,7 +144,9 @@ t.test('the real server starts at once and serves with Redis unreachable', async
   const port = await server.port(30_000)
   const startup = Date.now() - started
   t.comment(`listening ${startup} ms after spawn with Redis unreachable, ${baselineStartup} ms without Redis`)
-  t.ok(startup - baselineStartup < 3000, `start-up is not held up by Redis (${startup - baselineStartup} ms more than without it)`)
+  // A start-up that waited for Redis would never listen (port() above fails); the
+  // bound here only catches a long wait, with room for a loaded machine's noise.
+  t.ok(startup - baselineStartup < 10_000, `start-up is not held up by Redis (${startup - baselineStartup} ms more than without it)`)
 
   const base = `http://127.0.0.1:${port}`
   const ready = await fetch(`${base}/health/ready`)
