@@ -108,10 +108,19 @@ export async function startTracing (env: TracingEnv): Promise<boolean> {
     metricReaders: [],
     logRecordProcessors: [],
     instrumentations: [
-      new FastifyOtelInstrumentation({ registerOnInitialization: true, requestHook: describeServerSpan }),
+      new FastifyOtelInstrumentation({
+        registerOnInitialization: true,
+        requestHook: describeServerSpan,
+        // One span per request: a span per hook and handler multiplied the cost of
+        // tracing (BENCHMARKS.md, "Tracing"); queries and commands still nest under it.
+        instrumentHooks: false,
+        instrumentHandler: false
+      }),
       new PgInstrumentation({
         // Pool start-up, migrations and LISTEN outside a request are not traced.
         requireParentSpan: true,
+        // A span per query, not one more per pool checkout.
+        ignoreConnectSpans: true,
         // Statement text with its placeholders only, never the values bound to them.
         enhancedDatabaseReporting: false
       }),
