@@ -289,6 +289,19 @@ async function stopped (server: Spawned): Promise<void> {
   await server.exited
 }
 
+t.test('on shutdown the spans still queued are exported before the process exits', async (t) => {
+  const receiver = await startOtlpReceiver(t)
+  // A batch delay longer than the test: only the flush on close can send the span.
+  const server = spawnServer(t, await baseEnv(t, receiver, { OTEL_BSP_SCHEDULE_DELAY: '600000' }), join(ROOT, 'dist', 'server.js'))
+  const base = `http://127.0.0.1:${await server.port(60_000)}`
+  const res = await fetch(`${base}/health/live`, { headers: { traceparent: `00-${PARENT_TRACE}-${PARENT_SPAN}-01` } })
+  t.equal(res.status, 200)
+  await server.waitForLine((l) => l.reqId === reqIdOf(res) && l.msg === 'request completed')
+  t.equal(receiver.bodies.length, 0, 'nothing sent before the batch is due')
+  await stopped(server)
+  t.ok(receiver.spans().some(serverSpan('GET /health/live', PARENT_TRACE)), 'the span arrived before the exit')
+})
+
 t.test('tracing off: no endpoint, or OTEL_SDK_DISABLED=true, exports nothing and adds no ids to log lines', async (t) => {
   const receiver = await startOtlpReceiver(t)
   for (const [what, change] of [['OTEL_SDK_DISABLED=true', { OTEL_SDK_DISABLED: 'true' }], ['no endpoint', { OTEL_EXPORTER_OTLP_ENDPOINT: '' }]] as const) {
