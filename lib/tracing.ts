@@ -114,7 +114,10 @@ export async function startTracing (env: TracingEnv): Promise<boolean> {
         // One span per request: a span per hook and handler multiplied the cost of
         // tracing (BENCHMARKS.md, "Tracing"); queries and commands still nest under it.
         instrumentHooks: false,
-        instrumentHandler: false
+        instrumentHandler: false,
+        // No exception events: a 4xx (a refused token, a bad body) is not a defect to
+        // track, and an error's message and stack stay in the logs, where they are redacted.
+        recordExceptions: false
       }),
       new PgInstrumentation({
         // Pool start-up, migrations and LISTEN outside a request are not traced.

@@ -153,6 +153,9 @@ t.test('node --import dist/telemetry.js: a 500 is an error span; credentials, to
     headers: { authorization: `Bearer ${tokens.access_token}`, cookie: cookies.join('; '), 'x-csrf-token': csrf }
   })
   t.equal(me.status, 200, 'a bearer token, cookies and a CSRF header')
+  const forged = `${tokens.access_token.slice(0, -8)}${secret('x').slice(0, 8)}`
+  const refused = await fetch(`${base}/auth/me`, { headers: { authorization: `Bearer ${forged}` } })
+  t.equal(refused.status, 401, 'a forged token is refused')
   const inQuery = secret('query-token')
   const queried = await fetch(`${base}/health/live?token=${inQuery}`)
   await queried.arrayBuffer()
@@ -201,11 +204,13 @@ t.test('node --import dist/telemetry.js: a 500 is an error span; credentials, to
     'note body (a SQL parameter)': body,
     'CSRF token': csrf,
     'token in a query string': inQuery,
+    'forged token': forged,
     ...(tokens.refresh_token ? { 'refresh token': tokens.refresh_token } : {}),
     ...Object.fromEntries(cookieValues.map((v, i) => [`cookie value ${i}`, v]))
   }
   t.ok(received.length > 1000, `${receiver.bodies.length} exports received`)
   for (const [what, value] of Object.entries(forbidden)) t.notOk(received.includes(value), `no ${what} in any span`)
+  t.notOk(received.includes('exception.stacktrace'), 'no exception events (stack traces)')
   for (const header of ['authorization', 'cookie', 'x-csrf-token']) {
     t.notOk(spans.some((s) => Object.keys(s.attributes).some((k) => k.toLowerCase().includes(header))), `no ${header} attribute`)
   }
