@@ -95,5 +95,8 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
 # "PID 1 ignores signals without a handler" rule does not apply, and the service
 # never spawns child processes, so there are no zombies to reap. Add
 # `docker run --init` (tini) if that ever changes.
+# dist/server.js starts tracing (dist/telemetry.js) before it loads the rest of the
+# service, so no `--import` flag is needed here; tracing stays off until
+# OTEL_EXPORTER_OTLP_ENDPOINT is set (docs/operations.md, "Tracing").
 STOPSIGNAL SIGTERM
 CMD ["node", "dist/server.js"]

@@ -4,7 +4,8 @@
 // and reports each route's throughput and latency as a ratio to the baseline.
 //
 //   npm run bench -- [--duration 20] [--round 2] [--connections 50]
-//                    [--routes live,me,notes,create,login,me-es256,me-eddsa,token-pkjwt]
+//                    [--routes live,me,notes,create,login,me-es256,me-eddsa,token-pkjwt,me-traced,notes-traced]
+//                    [--tracing] (only me, notes and their traced twins: bench/tracing.mjs)
 //                    [--log-level info] [--smoke] [--no-pin]
 //
 // The servers are pinned to core 0 and this load generator to core 1 when
@@ -24,6 +25,7 @@ import { parseArgs } from 'node:util'
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { identityRoutes } from './identity.mjs'
+import { tracingRoutes } from './tracing.mjs'
 
 const root = join(import.meta.dirname, '..')
 const { values: args } = parseArgs({
@@ -31,7 +33,8 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '20' },
     round: { type: 'string', default: '2' },
     connections: { type: 'string', default: '50' },
-    routes: { type: 'string', default: 'live,me,notes,create,login,me-es256,me-eddsa,token-pkjwt' },
+    routes: { type: 'string', default: 'live,me,notes,create,login,me-es256,me-eddsa,token-pkjwt,me-traced,notes-traced' },
+    tracing: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
     // The service's LOG_LEVEL: info (production's default) logs a line per request.
@@ -43,7 +46,7 @@ const roundSeconds = Math.min(duration, Number(args.round))
 const rounds = Math.max(1, Math.round(duration / roundSeconds))
 const warmupSeconds = args.smoke ? 0 : 1
 const connections = Number(args.connections)
-const selected = new Set(args.routes.split(',').map((r) => r.trim()))
+const selected = new Set((args.tracing ? 'me,notes,me-traced,notes-traced' : args.routes).split(',').map((r) => r.trim()))
 const hasTaskset = !args['no-pin'] && spawnSync('taskset', ['-c', '0', 'true']).status === 0
 
 // Re-run this process on core 1 so that the load generator never shares the servers' core.
@@ -121,6 +124,13 @@ async function main () {
     await route.prepare?.()
     log(`${route.name}: ${rounds} round(s) of ${roundSeconds} s${route.absolute ? '' : ' on each server'}`)
     results.push(route.absolute ? await measureAlone(route, route.servers[0]) : await measure(route, ...route.servers))
+  }
+
+  // Tracing on against tracing off (bench/tracing.mjs): the service above is the "off" one.
+  const tracing = await tracingRoutes({ ...context, off: hs256, cleanups })
+  for (const route of tracing) {
+    log(`${route.name}: ${rounds} round(s) of ${roundSeconds} s on each server`)
+    results.push(await measure(route, ...route.servers))
   }
 
   let responsiveness

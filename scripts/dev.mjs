@@ -8,10 +8,12 @@
 import { spawn } from 'node:child_process'
 import { readFileSync, rmSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import ts from 'typescript'
 
 const root = join(import.meta.dirname, '..')
-const bin = (name) => join(root, 'node_modules', '.bin', name)
+// fastify-cli's command, run by this Node.js so that Node's own flags apply to it.
+const fastifyCli = join(root, 'node_modules', 'fastify-cli', 'cli.js')
 
 /** One JSON line on stdout, shaped like the app's own log lines. */
 function say (level, msg, extra = {}) {
@@ -93,7 +95,10 @@ async function startFirst () {
 }
 
 function start () {
-  const child = spawn(bin('fastify'), [
+  // `node --import dist/telemetry.js`: tracing (when OTEL_EXPORTER_OTLP_ENDPOINT is set)
+  // starts before fastify-cli loads the app (docs/operations.md, "Tracing").
+  const child = spawn(process.execPath, [
+    '--import', pathToFileURL(join(root, 'dist', 'telemetry.js')).href, fastifyCli,
     'start', '--options', '--address', config.HOST, '--port', String(config.PORT), 'dist/app.js'
     // Its own process group, so that a stuck server and its embedded PostgreSQL can be ended together.
   ], { cwd: root, stdio: 'inherit', detached: true })
