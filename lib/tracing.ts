@@ -2,7 +2,7 @@ import type { NodeSDK } from '@opentelemetry/sdk-node'
 import type { Span } from '@opentelemetry/api'
 import type { FastifyRequest } from 'fastify'
 
-// OpenTelemetry tracing (docs/operations.md, "Tracing"; SPEC §6.4). Nothing here runs
+// OpenTelemetry tracing (docs/operations.md, "Tracing"; docs/contract.md, "Trace context"). Nothing here runs
 // at import: telemetry.ts calls startTracing() before the rest of the service loads,
 // and only then are the SDK and the instrumentations themselves imported, so a
 // service without an exporter endpoint loads none of them and pays nothing.
@@ -10,7 +10,7 @@ import type { FastifyRequest } from 'fastify'
 /** What is read here; everything else (protocol, sampler, service name, batching) is read by the SDK itself. */
 export type TracingEnv = Partial<Record<'OTEL_EXPORTER_OTLP_ENDPOINT' | 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' | 'OTEL_SDK_DISABLED' | 'OTEL_SERVICE_NAME', string>>
 
-/** The package name: the service name when OTEL_SERVICE_NAME is unset (SPEC §6.4). */
+/** The package name: the service name when OTEL_SERVICE_NAME is unset (docs/contract.md, "Trace context"). */
 export const DEFAULT_SERVICE_NAME = 'secure-fastify-service'
 
 /** An export failure (collector down or slow) is logged at most this often. */
@@ -47,7 +47,7 @@ export function describeServerSpan (span: Span, request: FastifyRequest): void {
 /**
  * One JSON line on stderr for the SDK's own errors (an export that failed), at most
  * once per ERROR_LOG_INTERVAL_MS with a count of those suppressed: a collector that
- * is down must not flood the logs (SPEC §6.4).
+ * is down must not flood the logs (docs/contract.md, "Trace context").
  */
 export function throttledErrorLine (write: (line: string) => void, now: () => number = Date.now) {
   let last = -Infinity
