@@ -39,6 +39,9 @@ async function baseEnv (t: Test, receiver: OtlpReceiver, extra: Record<string, s
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
     OTEL_BSP_SCHEDULE_DELAY: '100',
+    // A loaded machine may take seconds to answer an export; the default 10 s
+    // timeout then drops a whole batch, which these tests would read as a span not sent.
+    OTEL_EXPORTER_OTLP_TIMEOUT: '30000',
     ...extra
   }
   if (!REDIS_MISSING) {
