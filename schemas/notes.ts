@@ -25,7 +25,7 @@ export type Note = Static<typeof NoteSchema>
 export const NoteListSchema = Type.Object({
   items: Type.Array(NoteSchema),
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as ?cursor= for the next page; null on the last page' })
-}, { title: 'NoteList' })
+}, { title: 'NoteList', description: 'A page of notes, newest first' })
 
 export const CreateNoteBody = Type.Object({
   title: Title,
