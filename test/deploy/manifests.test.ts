@@ -5,7 +5,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { parse, parseAllDocuments } from 'yaml'
 import { ConfigError, loadConfig } from '../../config/load.js'
-import { CONFIG_VARIABLES } from '../../config/schema.js'
+import { CONFIG_VARIABLES, defaultOf } from '../../config/schema.js'
 import { build } from '../helper.js'
 import { ROOT, finalStage, instructions, readDockerfile, stageEnv } from '../fixtures/deploy/dockerfile.js'
 import { KUBERNETES_VERSION, validateObjects } from '../fixtures/deploy/kubernetes-schema.js'
@@ -359,6 +359,13 @@ t.test('the example Ingress routes to the API Service\'s http port over TLS, nev
   t.notOk(backends.some((b: Obj) => b.name === one('Service', 'secure-fastify-service-metrics').metadata.name), 'metrics are never routed')
   const hosts = ingress.spec.rules.map((r: Obj) => r.host)
   t.same(ingress.spec.tls.flatMap((x: Obj) => x.hosts), hosts, 'every host is served over TLS')
+  // The controller's body limit is no lower than the service's, so that an oversized
+  // body gets the service's own 413 (our error shape), not the controller's page.
+  const size = /^(\d+)([km]?)$/i.exec(String(ingress.metadata.annotations['nginx.ingress.kubernetes.io/proxy-body-size']))
+  t.ok(size, 'a proxy-body-size nginx reads')
+  const bytes = Number(size?.[1]) * ({ '': 1, k: 1024, m: 1024 * 1024 } as Record<string, number>)[(size?.[2] ?? '').toLowerCase()]!
+  const limit = Number(configData.BODY_LIMIT ?? defaultOf('BODY_LIMIT', 'production'))
+  t.ok(bytes >= limit, `the controller admits ${bytes} bytes, BODY_LIMIT is ${limit}`)
 })
 
 t.test('the example client Job runs npm run clients\' script with create, once, hardened and configured as the migration Job', async (t) => {
