@@ -3,6 +3,7 @@ import proxyAddr from '@fastify/proxy-addr'
 import { configWarnings, productionProblems, REQUIRED_IN_PRODUCTION, requiredInProduction, ruleProblems } from './rules.js'
 import { ConfigSchema, defaultOf, ENVIRONMENTS, type Config, type Environment } from './schema.js'
 import { readDotenv, resolveDatabaseUrl, resolveFiles, splitList, type Source } from './sources.js'
+import { unknownVariableWarnings } from './unknown-variables.js'
 
 const LISTS = ['JWT_TOKEN_LOCATION', 'CORS_ORIGINS', 'FEDERATION_ALLOWED_ISSUERS'] as const
 
@@ -88,7 +89,7 @@ export function loadConfig (source: Source = process.env, options: LoadOptions =
   if (production && environmentValid) problems.push(...productionProblems(config, given))
 
   if (problems.length > 0) throw new ConfigError(problems)
-  return { config, warnings: configWarnings(config) }
+  return { config, warnings: [...configWarnings(config), ...unknownVariableWarnings(merged)] }
 }
 
 /**

@@ -23,7 +23,7 @@ export const RegisteredSchema = Type.Object({
   id: UuidSchema,
   email: Type.String(),
   created_at: Type.String({ format: 'date-time' })
-})
+}, { description: 'The new account' })
 
 /**
  * Login and refresh. The tokens are absent when cookies are the only token location:
@@ -34,7 +34,7 @@ export const TokenPairSchema = Type.Object({
   refresh_token: Type.Optional(Type.String()),
   token_type: Type.Literal('Bearer'),
   expires_in: Type.Integer({ description: 'Seconds the access token is valid for' })
-})
+}, { description: 'A new access token and refresh token (in the body, in cookies, or both, per JWT_TOKEN_LOCATION)' })
 export type TokenPair = Static<typeof TokenPairSchema>
 
 export const UserMeSchema = Type.Object({
@@ -50,7 +50,7 @@ export const ClientMeSchema = Type.Object({
   scopes: Type.Array(Type.String())
 }, { additionalProperties: false })
 
-export const MeSchema = Type.Union([UserMeSchema, ClientMeSchema])
+export const MeSchema = Type.Union([UserMeSchema, ClientMeSchema], { description: 'The account, or the service client, the access token belongs to' })
 
 /** RFC 6749 §4.4.2 access token request (form-encoded or JSON); validated by hand to answer §5.2 errors. */
 const ClientAuthFields = {
@@ -85,14 +85,14 @@ export const IntrospectionSchema = Type.Object({
   iat: Type.Optional(Type.Number()),
   iss: Type.Optional(Type.String()),
   token_type: Type.Optional(Type.Union([Type.Literal('access_token'), Type.Literal('refresh_token')]))
-}, { additionalProperties: false })
+}, { additionalProperties: false, description: 'The token\'s state and facts (RFC 7662 §2.2)' })
 
 export const TokenResponseSchema = Type.Object({
   access_token: Type.String(),
   token_type: Type.Literal('Bearer'),
   expires_in: Type.Integer(),
   scope: Type.String()
-})
+}, { description: 'A service token (RFC 6749 §5.1)' })
 
 export const OAuthErrorSchema = Type.Object({
   error: Type.Union([

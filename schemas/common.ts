@@ -31,5 +31,12 @@ export function isUuid (value: string): boolean {
   return UUID.test(value)
 }
 
+/**
+ * For POST routes that take no body: none, or an empty JSON object (what some
+ * clients send anyway). The document declares no request body for them
+ * (plugins/external/swagger.ts).
+ */
+export const NoBody = Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })])
+
 /** For routes that take no query parameters: an unknown one is a 400, never ignored. */
 export const NoQuery = Type.Object({}, { additionalProperties: false })

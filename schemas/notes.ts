@@ -25,7 +25,7 @@ export type Note = Static<typeof NoteSchema>
 export const NoteListSchema = Type.Object({
   items: Type.Array(NoteSchema),
   next_cursor: Type.Union([Type.String(), Type.Null()], { description: 'Pass as ?cursor= for the next page; null on the last page' })
-}, { title: 'NoteList' })
+}, { title: 'NoteList', description: 'A page of notes, newest first' })
 
 export const CreateNoteBody = Type.Object({
   title: Title,
@@ -51,8 +51,19 @@ export const NoteParams = Type.Object({
 
 const ETagHeader = Type.String({ description: 'Strong entity tag of this version of the note' })
 
+// RFC 9110 §8.8.3 and §13.1.1: `*`, or a comma list of entity tags, each quoted
+// (optionally W/-prefixed). Anything else (a tag pasted without its quotes, or with
+// its quotes doubled) is a malformed request, 400, not a stale tag, 412.
+const ENTITY_TAG = '(W/)?"[\\x21\\x23-\\x7E\\x80-\\xFF]*"'
+// An empty list (`#entity-tag` allows none) is well-formed, and matches nothing.
+export const IF_MATCH_PATTERN = `^[ \\t]*(\\*|(${ENTITY_TAG}([ \\t]*,[ \\t]*${ENTITY_TAG})*)?)[ \\t]*$`
+
 export const IfMatchHeaders = Type.Object({
-  'if-match': Type.Optional(Type.String({ maxLength: 1024, description: 'Apply the change only if the note still has one of these ETags (else 412)' }))
+  'if-match': Type.Optional(Type.String({
+    maxLength: 1024,
+    pattern: IF_MATCH_PATTERN,
+    description: 'Apply the change only if the note still has one of these ETags, quotes included, as sent (else 412); a malformed value is a 400'
+  }))
 })
 export const IfNoneMatchHeaders = Type.Object({
   'if-none-match': Type.Optional(Type.String({ maxLength: 1024, description: 'Answer 304 if the note still has one of these ETags' }))

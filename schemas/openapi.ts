@@ -8,6 +8,9 @@ export const COOKIE = 'cookieAuth'
 /** A service token from POST /auth/token (OAuth 2.0 client credentials). */
 export const OAUTH2 = 'oauth2'
 
+/** The request bodies of the OAuth endpoints: a form (RFC 6749 §4.4.2, what OAuth libraries and Swagger UI send), or JSON. */
+export const FORM_OR_JSON = ['application/x-www-form-urlencoded', 'application/json']
+
 export type SecurityRequirement = Record<string, string[]>
 
 /**

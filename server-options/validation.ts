@@ -43,12 +43,26 @@ function safeText (value: string): boolean {
   return value.isWellFormed() && !value.includes('\u0000')
 }
 
+// A property name simple enough to repeat in an answer (never a long or odd key a client made up).
+const NAMEABLE = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/
+
+/**
+ * Ajv says "must NOT have additional properties" without saying which; the answer
+ * names it (`body must NOT have additional property 'titel'`) when the name is
+ * plain, and says so without the name otherwise. Ajv's own error is not changed.
+ */
+export function namingTheField (error: ErrorObject): ErrorObject {
+  if (error.keyword !== 'additionalProperties') return error
+  const name = String((error.params as { additionalProperty?: unknown }).additionalProperty ?? '')
+  return { ...error, message: NAMEABLE.test(name) ? `must NOT have additional property '${name}'` : 'must NOT have an additional property (its name is not shown)' }
+}
+
 /** The route's validator, then the rule above, as one validator: no route can leave it out. */
 function withInputRule (validate: Validate): Validate {
   function validateInput (data: unknown): boolean {
     // Synchronous: no schema of ours is $async.
     if (validate(data) !== true) {
-      validateInput.errors = validate.errors
+      validateInput.errors = validate.errors?.map(namingTheField)
       return false
     }
     const unsafe = unsafeInput(data)

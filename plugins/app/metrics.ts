@@ -31,10 +31,15 @@ const DURATION = 'http_request_duration_seconds'
 const DURATION_HELP = 'Time from request to response, by route pattern'
 
 const LABEL_NAMES = ['method', 'route', 'status_code'] as const
+const NOT_COUNTERS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']
 
 function buildRegistry (fastify: FastifyInstance): { registry: Registry, duration: Histogram<typeof LABEL_NAMES[number]> } {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
+  // prom-client names three gauges *_total, which Prometheus reserves for counters
+  // (`promtool check metrics` fails on them). Their per-type gauges stay
+  // (nodejs_active_handles, nodejs_active_requests, nodejs_active_resources): sum them.
+  for (const name of NOT_COUNTERS) registry.removeSingleMetric(name)
 
   const duration = new Histogram({ name: DURATION, help: DURATION_HELP, labelNames: LABEL_NAMES, buckets: DURATION_BUCKETS, registers: [registry] })
   // The histogram already counts every request: the counter is derived from it at

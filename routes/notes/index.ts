@@ -152,7 +152,7 @@ const notes: FastifyPluginAsyncTypebox = async function notes (fastify) {
       security: authenticated('notes:write'),
       params: NoteParams,
       headers: IfMatchHeaders,
-      response: { 204: NoContent('Deleted'), ...errors(401, 403, 404, 412, 429) }
+      response: { 204: NoContent('Deleted'), ...errors(400, 401, 403, 404, 412, 429) }
     }
   }, async function deleteNote (request, reply) {
     const id = noteId(request.params.id)

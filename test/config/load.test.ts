@@ -337,3 +337,20 @@ t.test('the resilience variables: fallback mode, login failures and their window
     t.same(problemsOf(t, { [name]: bad }).filter((p) => p.startsWith(`${name} `)).length, 1, `${name}=${bad} is refused`)
   }
 })
+
+t.test('a variable with one of our prefixes that we do not read is warned about, naming the closest known one, never its value', async (t) => {
+  const { warnings } = loadConfig({ RATE_LIMT_MAX: '5', JWT_ACESS_TOKEN_EXPIRES: 'secret-looking-value', DATABASE_URL_FIEL: '/run/x', SECRET_KEY_FILEX: 'y' })
+  const unknown = warnings.filter((w) => /is not a variable this service reads/.test(w))
+  t.same(unknown, [
+    'DATABASE_URL_FIEL is not a variable this service reads, and is ignored: did you mean DATABASE_URL_FILE?',
+    'JWT_ACESS_TOKEN_EXPIRES is not a variable this service reads, and is ignored: did you mean JWT_ACCESS_TOKEN_EXPIRES?',
+    'RATE_LIMT_MAX is not a variable this service reads, and is ignored: did you mean RATE_LIMIT_MAX?',
+    'SECRET_KEY_FILEX is not a variable this service reads, and is ignored: did you mean SECRET_KEY_FILE?'
+  ])
+  t.notMatch(warnings.join('\n'), /secret-looking-value/, 'values are never said')
+})
+
+t.test('variables of other programs, known variables and their _FILE forms are not warned about', async (t) => {
+  const { warnings } = loadConfig({ PATH: '/bin', HOME: '/root', NODE_ENV: 'production', OTEL_SERVICE_NAME: 'x', FASTIFY_ADDRESS: '0.0.0.0', RATE_LIMIT_MAX: '5', REDIS_URL_FILE: '/dev/null', HOSTNAME: 'pod' })
+  t.same(warnings.filter((w) => /is not a variable/.test(w)), [])
+})

@@ -5,7 +5,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { parse, parseAllDocuments } from 'yaml'
 import { ConfigError, loadConfig } from '../../config/load.js'
-import { CONFIG_VARIABLES } from '../../config/schema.js'
+import { CONFIG_VARIABLES, defaultOf } from '../../config/schema.js'
 import { build } from '../helper.js'
 import { ROOT, finalStage, instructions, readDockerfile, stageEnv } from '../fixtures/deploy/dockerfile.js'
 import { KUBERNETES_VERSION, validateObjects } from '../fixtures/deploy/kubernetes-schema.js'
@@ -338,6 +338,58 @@ t.test('the migration Job runs the migrate script that the build produces', asyn
   t.ok(existsSync(join(ROOT, 'scripts', 'migrate.ts')), 'scripts/migrate.ts exists')
   t.equal(job.spec.template.spec.restartPolicy, 'Never')
   t.ok(job.spec.backoffLimit >= 1 && job.spec.activeDeadlineSeconds > 0, 'bounded retries and duration')
+})
+
+/** The one object of `kind` in an example file (not applied by the kustomization). */
+function example (file: string, kind: string): Obj {
+  const found = manifests.filter((m) => m.file === file && m.doc.kind === kind)
+  if (found.length !== 1) throw new Error(`expected one ${kind} in ${file}, found ${found.length}`)
+  return found[0]!.doc
+}
+
+t.test('the example Ingress routes to the API Service\'s http port over TLS, never to the metrics Service', async (t) => {
+  const ingress = example('ingress.example.yaml', 'Ingress')
+  const api = one('Service', 'secure-fastify-service')
+  const backends = ingress.spec.rules.flatMap((r: Obj) => r.http.paths.map((p: Obj) => p.backend.service))
+  t.ok(backends.length > 0, 'it routes somewhere')
+  for (const backend of backends) {
+    t.equal(backend.name, api.metadata.name, 'to the API Service')
+    t.ok(api.spec.ports.some((p: Obj) => p.name === backend.port.name && p.port === 80), `port ${backend.port.name} is the API Service's`)
+  }
+  t.notOk(backends.some((b: Obj) => b.name === one('Service', 'secure-fastify-service-metrics').metadata.name), 'metrics are never routed')
+  const hosts = ingress.spec.rules.map((r: Obj) => r.host)
+  t.same(ingress.spec.tls.flatMap((x: Obj) => x.hosts), hosts, 'every host is served over TLS')
+  // The controller's body limit is no lower than the service's, so that an oversized
+  // body gets the service's own 413 (our error shape), not the controller's page.
+  const size = /^(\d+)([km]?)$/i.exec(String(ingress.metadata.annotations['nginx.ingress.kubernetes.io/proxy-body-size']))
+  t.ok(size, 'a proxy-body-size nginx reads')
+  const bytes = Number(size?.[1]) * ({ '': 1, k: 1024, m: 1024 * 1024 } as Record<string, number>)[(size?.[2] ?? '').toLowerCase()]!
+  const limit = Number(configData.BODY_LIMIT ?? defaultOf('BODY_LIMIT', 'production'))
+  t.ok(bytes >= limit, `the controller admits ${bytes} bytes, BODY_LIMIT is ${limit}`)
+})
+
+t.test('the example client Job runs npm run clients\' script with create, once, hardened and configured as the migration Job', async (t) => {
+  const clients = example('clients-job.example.yaml', 'Job')
+  const spec = clients.spec.template.spec
+  const c = spec.containers[0]
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'))
+  t.equal(pkg.scripts.clients, c.command.join(' '), 'the same command as npm run clients')
+  t.equal(c.args[0], 'create')
+  t.ok(c.args.includes('--name') && c.args.includes('--scopes'), 'with a name and scopes')
+  t.equal(clients.spec.backoffLimit, 0, 'never retried (a retry would create a second client)')
+  t.equal(spec.restartPolicy, 'Never')
+  const migrate = job.spec.template.spec
+  t.same(c.securityContext, migrate.containers[0].securityContext, 'the container is hardened as the migration Job\'s')
+  t.same(spec.securityContext, migrate.securityContext)
+  t.equal(spec.automountServiceAccountToken, false)
+  t.same(c.env, migrate.containers[0].env, 'the same configuration (secrets as files)')
+  t.same(c.envFrom, migrate.containers[0].envFrom)
+  t.equal(c.image, apiContainer.image)
+  const policy = example('clients-job.example.yaml', 'NetworkPolicy')
+  const labels = clients.spec.template.metadata.labels
+  t.ok(Object.entries(policy.spec.podSelector.matchLabels).every(([k, v]) => labels[k] === v), 'its NetworkPolicy selects its pod')
+  t.notOk(policy.spec.ingress, 'which accepts no connection')
+  t.same(policy.spec.egress.flatMap((r: Obj) => r.ports.map((p: Obj) => p.port)).sort(), [53, 53, 5432], 'and reaches only PostgreSQL and DNS')
 })
 
 t.test('autoscaling and disruption budget never leave fewer than one pod', async (t) => {

@@ -56,3 +56,22 @@ t.test('a declared Content-Length over BODY_LIMIT is refused with 413 before the
   t.equal(chunked.status, 413, 'a chunked body over the limit too')
   t.equal(JSON.parse(chunked.body).code, 'PAYLOAD_TOO_LARGE')
 })
+
+t.test('a DELETE with content-type: application/json and no body is a DELETE, not a 400; other empty JSON bodies still are', async (t) => {
+  const app = await build(t, {
+    routes: (app) => {
+      app.delete('/test/thing', async function remove (request) { return { body: request.body ?? null } })
+      routes(app)
+    }
+  })
+  const res = await app.inject({ method: 'DELETE', url: '/test/thing', headers: { 'content-type': 'application/json' } })
+  t.equal(res.statusCode, 200)
+  t.same(res.json(), { body: null })
+  const sent = await app.inject({ method: 'DELETE', url: '/test/thing', headers: { 'content-type': 'application/json' }, payload: '{"a":1}' })
+  t.same(sent.json(), { body: { a: 1 } }, 'a DELETE that sends JSON is parsed')
+  const bad = await app.inject({ method: 'DELETE', url: '/test/thing', headers: { 'content-type': 'application/json' }, payload: '{"__proto__":1}' })
+  t.equal(bad.statusCode, 400, 'with the same poisoning rule')
+  const post = await app.inject({ method: 'POST', url: '/test/any', headers: { 'content-type': 'application/json' } })
+  t.equal(post.statusCode, 400, 'an empty POST body is still refused')
+  t.equal(post.json().code, 'BAD_REQUEST')
+})

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { spawnSync } from 'node:child_process'
 import { createServer } from 'node:net'
 import t from 'tap'
 import { buildServer } from '../../serve.js'
@@ -185,4 +186,23 @@ t.test('refuses to start when METRICS_PORT is taken', async (t) => {
   const app = await buildServer(config)
   await t.rejects(async () => { await app.ready() }, { code: 'EADDRINUSE' })
   await app.close()
+})
+
+t.test('metric names follow Prometheus\'s rule (what promtool check metrics enforces): only counters end in _total, and counters do', async (t) => {
+  const app = await build(t)
+  await app.inject({ method: 'GET', url: '/health/live' })
+  const text = (await app.inject({ method: 'GET', url: '/metrics' })).body
+  const { types } = parseMetrics(text)
+  t.ok(types.size > 10, 'the default metrics are there')
+  for (const [name, type] of types) {
+    if (type === 'counter') t.match(name, /_total$/, `counter ${name} ends in _total`)
+    else t.notMatch(name, /_total$/, `${type} ${name} does not end in _total`)
+    t.match(name, /^[a-z_:][a-z0-9_:]*$/, `${name} is snake_case`)
+  }
+  t.ok(types.has('nodejs_active_handles'), 'the per-type gauges stay')
+  t.ok(types.has('http_requests_total'))
+  // promtool itself, where it is installed (the `prometheus` package).
+  const promtool = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' })
+  if (promtool.error === undefined) t.equal(promtool.status, 0, `promtool check metrics: ${promtool.stdout}${promtool.stderr}`)
+  else t.comment('promtool is not installed: checked by the rule above only')
 })

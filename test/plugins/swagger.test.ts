@@ -1,5 +1,6 @@
 import SwaggerParser from '@apidevtools/swagger-parser'
-import t from 'tap'
+import t, { type Test } from 'tap'
+import { ERROR_CODES } from '../../lib/errors.js'
 import { build } from '../helper.js'
 
 interface OpenApi {
@@ -84,4 +85,79 @@ t.test('serves no documentation when DOCS_ENABLED=false', async (t) => {
     t.equal(res.json().code, 'NOT_FOUND')
   }
   t.equal(app.hasDecorator('swagger'), false)
+})
+
+interface Operation {
+  operationId?: string
+  requestBody?: { content: Record<string, unknown> }
+  parameters?: Array<{ name: string, in: string, required?: boolean }>
+  responses: Record<string, { description?: string, $ref?: string, headers?: Record<string, unknown> }>
+}
+
+async function documentOf (t: Test): Promise<{ paths: Record<string, Record<string, Operation>>, components: { schemas: Record<string, { properties: Record<string, { enum?: string[] }> }> } }> {
+  const app = await build(t)
+  const doc = (await app.inject({ method: 'GET', url: '/docs/json' })).json()
+  await SwaggerParser.validate(structuredClone(doc) as never)
+  return doc
+}
+
+function operations (doc: Awaited<ReturnType<typeof documentOf>>): Array<[string, Operation]> {
+  return Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => [`${method.toUpperCase()} ${path}`, op] as [string, Operation]))
+}
+
+t.test('the OAuth endpoints document the form body OAuth libraries and Swagger UI send, as well as JSON', async (t) => {
+  const doc = await documentOf(t)
+  for (const path of ['/auth/token', '/auth/introspect', '/auth/revoke']) {
+    t.same(Object.keys(doc.paths[path]!.post!.requestBody!.content).sort(), ['application/json', 'application/x-www-form-urlencoded'], path)
+  }
+})
+
+t.test('a query parameter with a default (limit) is not required', async (t) => {
+  const doc = await documentOf(t)
+  const limit = doc.paths['/notes']!.get!.parameters!.find((p) => p.name === 'limit')
+  t.ok(limit, 'limit is documented')
+  t.notOk(limit?.required, 'and optional')
+})
+
+t.test('/auth/refresh and /auth/logout declare no request body', async (t) => {
+  const doc = await documentOf(t)
+  t.notOk(doc.paths['/auth/refresh']!.post!.requestBody)
+  t.notOk(doc.paths['/auth/logout']!.post!.requestBody)
+})
+
+t.test('every operation has a unique operationId, and every response a description of its own', async (t) => {
+  const doc = await documentOf(t)
+  const ids = operations(doc).map(([, op]) => op.operationId)
+  t.notOk(ids.includes(undefined), 'every operation is named')
+  t.equal(new Set(ids).size, ids.length, 'no two alike')
+  t.equal(doc.paths['/notes/{id}']!.get!.operationId, 'getNotesById')
+  for (const [name, op] of operations(doc)) {
+    for (const [status, response] of Object.entries(op.responses)) {
+      if (response.$ref !== undefined) continue
+      t.ok(response.description, `${name} ${status} is described`)
+      t.not(response.description, 'Default Response', `${name} ${status} is not "Default Response"`)
+    }
+  }
+})
+
+t.test('Error.code lists the stable codes', async (t) => {
+  const doc = await documentOf(t)
+  t.same(doc.components.schemas.Error!.properties.code!.enum, Object.keys(ERROR_CODES))
+  t.ok(doc.components.schemas.Error!.properties.code!.enum!.includes('VALIDATION_ERROR'))
+})
+
+t.test('responses name the request id header, the rate-limit headers where limits apply, and Retry-After on 429', async (t) => {
+  const doc = await documentOf(t)
+  for (const [name, op] of operations(doc)) {
+    for (const [status, response] of Object.entries(op.responses)) {
+      if (response.$ref !== undefined) continue
+      t.ok(response.headers?.['X-Request-ID'], `${name} ${status}: X-Request-ID`)
+    }
+  }
+  const list = doc.paths['/notes']!.get!.responses
+  for (const header of ['X-RateLimit-Limit', 'X-RateLimit-Remaining', 'X-RateLimit-Reset', 'RateLimit', 'RateLimit-Policy']) {
+    t.ok(list['200']!.headers?.[header], `GET /notes 200: ${header}`)
+  }
+  t.ok(list['429']!.headers?.['Retry-After'], 'GET /notes 429: Retry-After')
+  t.notOk(doc.paths['/health/live']!.get!.responses['200']!.headers?.['X-RateLimit-Limit'], 'the probes have no rate limit')
 })

@@ -119,3 +119,17 @@ t.test('the rule walks any depth without recursion', async (t) => {
   t.equal(unsafeInput({ a: [1, 'b', { c: null }], d: true }), undefined)
   t.equal(unsafeInput(randomUUID()), undefined)
 })
+
+t.test('an unknown field is named in the 400, in bodies and query strings alike; an odd name is not repeated', async (t) => {
+  const app = await build(t, { routes: newRoutes })
+  const body = await app.inject({ method: 'POST', url: '/test/new', payload: { text: 'x', titel: 'typo' } })
+  t.equal(body.statusCode, 400)
+  t.equal(body.json().code, 'VALIDATION_ERROR')
+  t.equal(body.json().message, "body must NOT have additional property 'titel'")
+  const query = await app.inject({ method: 'POST', url: '/test/new?qq=1', payload: {} })
+  t.equal(query.json().message, "querystring must NOT have additional property 'qq'")
+  const odd = await app.inject({ method: 'POST', url: '/test/new', payload: { ['<script>'.repeat(20)]: 1 } })
+  t.equal(odd.statusCode, 400)
+  t.notMatch(odd.json().message, /script/, 'a made-up key is never echoed')
+  t.match(odd.json().message, /additional property/)
+})
