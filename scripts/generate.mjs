@@ -176,6 +176,10 @@ async function promptFields () {
         process.stdout.write(`${err.message}\n`)
       }
     }
+  } catch (err) {
+    // Ctrl+D or Ctrl+C at the prompt.
+    if (err?.code === 'ABORT_ERR') refuse('stopped at the prompt: nothing written')
+    throw err
   } finally {
     rl.close()
   }
@@ -397,6 +401,7 @@ async function main (argv) {
   for (const file of Object.keys(files)) if (existsSync(join(ROOT, file))) refuse(`${file} exists already; the generator never overwrites a file`)
   const changes = edits(names)
 
+  process.stdout.write(`/${names.plural}: singular "${names.singular}" (${names.Singular}), table ${names.table}, scopes ${names.plural}:read and ${names.plural}:write\n`)
   // Every check has passed: now write ('wx' refuses a file that appeared meanwhile).
   for (const [file, text] of Object.entries(files)) {
     mkdirSync(dirname(join(ROOT, file)), { recursive: true })
