@@ -51,6 +51,11 @@ const tail = (text: string, lines = 60) => text.split('\n').slice(-lines).join('
 
 t.test('npm run generate -- resource', { timeout: 1_800_000 }, async (t) => {
   const { dir } = makeClone(t, 0o755)
+  // A git checkout, as a clone is: the suite's own clone tests (test/fixtures/dev-clone.ts) list its files with git.
+  for (const args of [['init', '-q'], ['add', '-A'], ['-c', 'user.name=generator test', '-c', 'user.email=generator@test.invalid', 'commit', '-q', '-m', 'clone']]) {
+    const git = await run(dir, 'git', args)
+    if (git.code !== 0) throw new Error(`git ${args.join(' ')}: ${git.output}`)
+  }
   const before = snapshot(dir)
 
   t.test('refuses names that clash or cannot be generated, and writes nothing', async (t) => {
