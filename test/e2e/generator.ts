@@ -15,11 +15,20 @@ import { makeClone } from '../fixtures/dev-clone.js'
 
 interface Run { code: number | null, output: string }
 
+/**
+ * This process's environment without what tap gives its test files (NODE_OPTIONS
+ * loading this checkout's tap hooks into every node process, TAP_* settings): the
+ * clone's commands run as a user types them. The test runner's database server
+ * (TEST_DATABASE_URL) serves the clone's tests too: each test file makes its own
+ * database on it.
+ */
+function cleanEnv (): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !/^(TAP|_TAPJS|NODE_OPTIONS$|NODE_CHANNEL)/.test(key)))
+}
+
 function run (cwd: string, command: string, args: string[], log?: string): Promise<Run> {
   return new Promise((resolve, reject) => {
-    // The test runner's database server (TEST_DATABASE_URL) serves the clone's tests too:
-    // each test file makes its own database on it.
-    const child = spawn(command, args, { cwd, env: { ...process.env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(command, args, { cwd, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
     let output = ''
     child.stdout.on('data', (d: Buffer) => { output += d.toString() })
     child.stderr.on('data', (d: Buffer) => { output += d.toString() })
