@@ -1,6 +1,6 @@
 import type { Position } from '../lib/cursor.js'
 import type { Note } from '../schemas/notes.js'
-import type { Queryable } from './queryable.js'
+import { utcTimestamp, type Queryable, type WriteResult } from './queryable.js'
 
 export interface NotePage {
   notes: Note[]
@@ -8,16 +8,9 @@ export interface NotePage {
   next: Position | null
 }
 
-export type WriteResult<T> =
-  | { status: 'done', value: T }
-  | { status: 'not_found' }
-  /** The note exists (for this owner) but is not at any of the expected versions. */
-  | { status: 'precondition_failed' }
-
-// Timestamps leave the database as text with every microsecond: a JS Date keeps only
-// milliseconds, and a cursor built from a rounded time would skip or repeat notes.
-const utc = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ${column}`
-const COLUMNS = `id, title, body, version, ${utc('created_at')}, ${utc('updated_at')}`
+// Timestamps leave the database as text with every microsecond: a cursor built from a
+// rounded time would skip or repeat notes.
+const COLUMNS = `id, title, body, version, ${utcTimestamp('created_at')}, ${utcTimestamp('updated_at')}`
 
 /** Notes; `db` on each method is a client inside a transaction the caller controls. Every query is parameterised. */
 export function notesRepository (pool: Queryable) {

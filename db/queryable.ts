@@ -24,3 +24,16 @@ export async function withTransaction<T> (db: Pick<pg.Pool, 'connect'>, fn: (cli
 export function isUniqueViolation (err: unknown): boolean {
   return (err as { code?: string } | null)?.code === '23505'
 }
+
+/** What a conditional write (If-Match) did. */
+export type WriteResult<T> =
+  | { status: 'done', value: T }
+  | { status: 'not_found' }
+  /** The row exists (for this owner) but is not at any of the expected versions. */
+  | { status: 'precondition_failed' }
+
+/**
+ * A timestamptz column selected as RFC 3339 text in UTC with every microsecond
+ * (`AS column`): a JS Date keeps only milliseconds.
+ */
+export const utcTimestamp = (column: string) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ${column}`

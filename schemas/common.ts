@@ -40,3 +40,6 @@ export const NoBody = Type.Union([Type.Null(), Type.Object({}, { additionalPrope
 
 /** For routes that take no query parameters: an unknown one is a 400, never ignored. */
 export const NoQuery = Type.Object({}, { additionalProperties: false })
+
+/** A response without a body (204, 304), for route `response` maps. */
+export const NoContent = (description: string) => Type.Unsafe<undefined>({ type: 'null', description })

@@ -79,5 +79,3 @@ export function noteResponse (description: string, location = false): TSchema {
       : { etag: ETagHeader }
   })
 }
-
-export const NoContent = (description: string) => Type.Unsafe<undefined>({ type: 'null', description })

@@ -4,9 +4,9 @@ import { ApiError, insufficientScope } from '../../lib/errors.js'
 import { cursorCodec } from '../../lib/cursor.js'
 import { etag, expectedVersions, noneMatch } from '../../lib/etag.js'
 import { authenticated } from '../../schemas/openapi.js'
-import { NoQuery, errors, isUuid } from '../../schemas/common.js'
+import { NoContent, NoQuery, errors, isUuid } from '../../schemas/common.js'
 import {
-  CreateNoteBody, IfMatchHeaders, IfNoneMatchHeaders, ListNotesQuery, NoContent, NoteListSchema, NoteParams,
+  CreateNoteBody, IfMatchHeaders, IfNoneMatchHeaders, ListNotesQuery, NoteListSchema, NoteParams,
   UpdateNoteBody, noteResponse
 } from '../../schemas/notes.js'
 

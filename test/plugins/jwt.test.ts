@@ -3,6 +3,7 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { build, loginAs } from '../helper.js'
 import { TEST_JWT_SECRET, TEST_SECRET_KEY, b64, decode, forge, signedWith, userClaims } from '../fixtures/jwt.js'
+import { USER_SCOPES } from '../../schemas/auth.js'
 
 // Token verification, attacked from outside (docs/contract.md, "Tokens"; RFC 8725).
 
@@ -39,7 +40,7 @@ t.test('with the default configuration (HS256, Authorization: Bearer)', async (t
     const user = await loginAs(app)
     const res = await bearer(app, user.accessToken)
     t.equal(res.statusCode, 200)
-    t.same(res.json(), { kind: 'user', userId: user.userId, sessionId: user.sessionId, scopes: ['notes:read', 'notes:write'] })
+    t.same(res.json(), { kind: 'user', userId: user.userId, sessionId: user.sessionId, scopes: [...USER_SCOPES] })
   })
 
   t.test('accepts a well-formed token signed with the key (baseline of the forgeries below)', async (t) => {

@@ -3,6 +3,7 @@ import t, { type Test } from 'tap'
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify'
 import { build, clientToken, injectAs, loginAs, registerUser, TEST_PASSWORD } from '../helper.js'
 import { TEST_JWT_SECRET, TEST_SECRET_KEY, decode } from '../fixtures/jwt.js'
+import { USER_SCOPES } from '../../schemas/auth.js'
 
 // Accounts (docs/contract.md, "Accounts"): register, login, refresh with rotation and reuse detection,
 // logout, me; and every kind of bad input getting the common error shape.
@@ -272,7 +273,7 @@ t.test('GET /auth/me', async (t) => {
     const res = await injectAs(app, user.accessToken, { method: 'GET', url: '/auth/me' })
     t.equal(res.statusCode, 200)
     t.same(Object.keys(res.json()).sort(), ['created_at', 'email', 'id', 'scopes'])
-    t.match(res.json(), { id: user.userId, email: user.email, scopes: ['notes:read', 'notes:write'] })
+    t.match(res.json(), { id: user.userId, email: user.email, scopes: [...USER_SCOPES] })
     t.equal(res.headers['cache-control'], 'no-store')
   })
 

@@ -6,6 +6,7 @@ import { build, clientToken, createServiceClient, injectAs, loginAs, type TestCl
 import { TEST_JWT_SECRET, TEST_SECRET_KEY, forge, userClaims, decode } from '../fixtures/jwt.js'
 import { assertionClaims, now, signed, testKey } from '../fixtures/keys.js'
 import { parseClientJwks } from '../../lib/client-keys.js'
+import { USER_SCOPES } from '../../schemas/auth.js'
 
 // POST /auth/introspect (RFC 7662) and POST /auth/revoke (RFC 7009), docs/contract.md
 // "Introspection and revocation": callable by any active service client, any method.
@@ -44,7 +45,7 @@ t.test('POST /auth/introspect', async (t) => {
     t.equal(res.statusCode, 200)
     t.equal(res.headers['cache-control'], 'no-store')
     const claims = decode(user.accessToken).payload
-    t.same(res.json(), { active: true, scope: 'notes:read notes:write', sub: user.userId, exp: claims.exp, iat: claims.iat, iss: ISSUER, token_type: 'access_token' })
+    t.same(res.json(), { active: true, scope: USER_SCOPES.join(' '), sub: user.userId, exp: claims.exp, iat: claims.iat, iss: ISSUER, token_type: 'access_token' })
   })
 
   t.test('describes a service token with its client_id, and a refresh token as such', async (t) => {

@@ -6,6 +6,7 @@ import * as oauth from 'oauth4webapi'
 import { build, clientToken, loginAs } from '../helper.js'
 import { TEST_SECRET_KEY } from '../fixtures/jwt.js'
 import { testKey } from '../fixtures/keys.js'
+import { SCOPES } from '../../schemas/auth.js'
 
 // GET /.well-known/jwks.json and GET /.well-known/oauth-authorization-server
 // (docs/contract.md, "Signing keys"), read as other services read them: with jose's
@@ -112,7 +113,7 @@ t.test('GET /.well-known/oauth-authorization-server (RFC 8414)', async (t) => {
       revocation_endpoint: `${issuer}/auth/revoke`,
       grant_types_supported: ['client_credentials'],
       response_types_supported: [],
-      scopes_supported: ['notes:read', 'notes:write'],
+      scopes_supported: Object.keys(SCOPES),
       token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
       token_endpoint_auth_signing_alg_values_supported: ['RS256', 'PS256', 'ES256', 'EdDSA', 'Ed25519'],
       introspection_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'private_key_jwt'],
