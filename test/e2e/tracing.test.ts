@@ -261,7 +261,7 @@ t.test('a collector that is slow, then gone, while 1,000 requests are served: no
 t.test('fastify start --options under node --import dist/telemetry.js exports over the default protocol (http/protobuf)', async (t) => {
   const receiver = await startOtlpReceiver(t)
   // fastify start is the development path (production refuses it: docs/operations.md).
-  const env = { ...await baseEnv(t, receiver), ENVIRONMENT: 'development' }
+  const env: Record<string, string> = { ...await baseEnv(t, receiver), ENVIRONMENT: 'development' }
   delete env.OTEL_EXPORTER_OTLP_PROTOCOL
   const child = spawn(process.execPath, ['--import', TELEMETRY, join(ROOT, 'node_modules', 'fastify-cli', 'cli.js'), 'start', '--options', '-a', '127.0.0.1', '-p', '0', 'dist/app.js'], {
     cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe']
