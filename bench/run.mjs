@@ -470,8 +470,8 @@ function startServer (name, argv, env, program = process.execPath) {
   return child
 }
 
-async function waitReady (port, path, child) {
-  const deadline = Date.now() + 30_000
+async function waitReady (port, path, child, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`the server exited with code ${child.exitCode} before it was ready (its message is above)`)
     try {
