@@ -17,6 +17,8 @@ const secret = process.env.JWT_SECRET_KEY
 const jwtVerify = promisify(jwt.verify)
 const jwtSign = promisify(jwt.sign)
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 })
+// An idle client's backend ending (the bench drops its database at the end) must not crash the peer mid-run.
+pool.on('error', () => {})
 const app = express()
 app.use(pinoHttp({ level: 'info' }))
 app.use(helmet())

@@ -12,6 +12,8 @@ import { verify } from '@node-rs/argon2'
 import pg from 'pg'
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 })
+// An idle client's backend ending (the bench drops its database at the end) must not crash the peer mid-run.
+pool.on('error', () => {})
 const app = Fastify({ logger: { level: 'info' } })
 await app.register(fastifyHelmet)
 await app.register(fastifyCors)
