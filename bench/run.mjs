@@ -6,18 +6,22 @@
 //   npm run bench -- [--duration 20] [--round 2] [--connections 50]
 //                    [--routes live,me,notes,create,login,me-es256,me-eddsa,token-pkjwt,me-traced,notes-traced]
 //                    [--tracing] (only me, notes and their traced twins: bench/tracing.mjs)
+//                    [--peers fastify-plugins,express,flask] [--against ../other/dist/server.js]
 //                    [--log-level info] [--smoke] [--no-pin]
+//   npm run bench -- --scale        growth: 1,000,000 notes over 10,000 users (bench/scale.mjs)
+//   npm run bench -- --callgrind    instructions per request under valgrind (bench/callgrind.mjs)
 //
 // The servers are pinned to core 0 and this load generator to core 1 when
 // `taskset` exists, so that the two do not compete for the same core.
 //
-// Each route is measured in rounds: baseline then service, service then
-// baseline, and so on, `--round` seconds each, after a warm-up of both. A shared
-// machine's speed drifts by more than the effect being measured; two runs side by
-// side see the same drift, so each round gives one ratio and the route's ratio is
-// their median (the spread is reported too).
+// Each route is measured in rounds over all servers (the service, the bare baseline,
+// the peers of bench/peers/, another build with --against), the order rotated by one
+// each round, `--round` seconds each, after a warm-up of all. A shared machine's speed
+// drifts by more than the effect being measured; servers run side by side see the same
+// drift, so each round gives one ratio per server and the route's ratio is their
+// median (the spread is reported too).
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -26,6 +30,7 @@ import autocannon from 'autocannon'
 import pg from 'pg'
 import { identityRoutes } from './identity.mjs'
 import { tracingRoutes } from './tracing.mjs'
+import { PEERS, peerCommand, peerTargets } from './peers/index.mjs'
 
 const root = join(import.meta.dirname, '..')
 const { values: args } = parseArgs({
@@ -36,6 +41,11 @@ const { values: args } = parseArgs({
     routes: { type: 'string', default: 'live,me,notes,create,login,me-es256,me-eddsa,token-pkjwt,me-traced,notes-traced' },
     tracing: { type: 'boolean', default: false },
     smoke: { type: 'boolean', default: false },
+    // The smoke run (CI) takes the peers that need nothing but npm packages.
+    peers: { type: 'string' },
+    against: { type: 'string' },
+    scale: { type: 'boolean', default: false },
+    callgrind: { type: 'boolean', default: false },
     'no-pin': { type: 'boolean', default: false },
     // The service's LOG_LEVEL: info (production's default) logs a line per request.
     'log-level': { type: 'string', default: 'info' }
@@ -47,6 +57,8 @@ const rounds = Math.max(1, Math.round(duration / roundSeconds))
 const warmupSeconds = args.smoke ? 0 : 1
 const connections = Number(args.connections)
 const selected = new Set((args.tracing ? 'me,notes,me-traced,notes-traced' : args.routes).split(',').map((r) => r.trim()))
+const peerNames = (args.peers ?? (args.smoke ? 'fastify-plugins,express' : PEERS.join(','))).split(',').map((p) => p.trim()).filter(Boolean)
+for (const name of peerNames) if (!PEERS.includes(name)) throw new Error(`unknown peer ${name}; known: ${PEERS.join(', ')}`)
 const hasTaskset = !args['no-pin'] && spawnSync('taskset', ['-c', '0', 'true']).status === 0
 
 // Re-run this process on core 1 so that the load generator never shares the servers' core.
@@ -81,23 +93,16 @@ try {
 }
 
 async function main () {
-  const dbUrl = await database()
+  const database = await startDatabase()
+  const dbUrl = database.url
+  if (args.scale || args.callgrind) {
+    const mod = args.scale ? await import('./scale.mjs') : await import('./callgrind.mjs')
+    return mod.run({ root, args, database, serviceEnvFor, startServer, waitReady, freePort, seedData, load, measureServers, summarise, cpuMicros, hasTaskset, log, email: EMAIL, password: PASSWORD, round, median, machine })
+  }
   const servicePort = await freePort()
   const baselinePort = await freePort()
 
-  const serviceEnv = {
-    ENVIRONMENT: 'production',
-    SECRET_KEY,
-    JWT_SECRET_KEY,
-    DATABASE_URL: dbUrl,
-    DATABASE_SSL: 'disable',
-    HOST: '127.0.0.1',
-    PORT: String(servicePort),
-    RATE_LIMIT_MAX: '1000000000',
-    RATE_LIMIT_AUTH_MAX: '1000000000',
-    SHUTDOWN_DRAIN_DELAY: '0',
-    LOG_LEVEL: args['log-level']
-  }
+  const serviceEnv = serviceEnvFor(dbUrl, servicePort)
   const service = startServer('service', [join(root, 'dist', 'server.js')], serviceEnv)
   await waitReady(servicePort, '/health/ready', service)
   const seed = await seedData(`http://127.0.0.1:${servicePort}`)
@@ -109,11 +114,36 @@ async function main () {
   })
   await waitReady(baselinePort, '/health/live', baseline)
 
-  const routes = defineRoutes(seed).filter((r) => selected.has(r.id))
+  const others = [{ name: 'baseline', port: baselinePort, pid: baseline.pid }]
+  // Peers (bench/peers/): what a team would build instead, on the same database and data.
+  for (const name of peerNames) {
+    const command = peerCommand(name, { root, pinned: hasTaskset })
+    if (command.skip) {
+      log(`peer ${name} skipped: ${command.skip}`)
+      continue
+    }
+    const port = await freePort()
+    const child = startServer(name, command.argv, { DATABASE_URL: dbUrl, JWT_SECRET_KEY, PORT: String(port), ...command.env }, command.cmd)
+    await waitReady(port, '/health/live', child)
+    others.push({ name, port, pid: child.pid, targets: peerTargets[name] })
+  }
+  // Another build (--against .../dist/server.js): its own database, seeded the same way.
+  let againstSeed
+  if (args.against) {
+    const port = await freePort()
+    const url = await database.create('bench_against')
+    const child = startServer('against', [args.against], serviceEnvFor(url, port))
+    await waitReady(port, '/health/ready', child)
+    againstSeed = await seedData(`http://127.0.0.1:${port}`)
+    others.push({ name: 'against', port, pid: child.pid, accessToken: againstSeed.accessToken })
+  }
+
+  const routes = defineRoutes(seed, others).filter((r) => selected.has(r.id))
   const results = []
+  const all = [{ name: 'service', port: servicePort, pid: service.pid }, ...others]
   for (const route of routes) {
-    log(`${route.name}: ${rounds} round(s) of ${roundSeconds} s on each server`)
-    results.push(await measure(route, { name: 'baseline', port: baselinePort, pid: baseline.pid }, { name: 'service', port: servicePort, pid: service.pid }))
+    log(`${route.name}: ${rounds} round(s) of ${roundSeconds} s on each of ${all.length} servers`)
+    results.push(await measureServers(route, all, database.postmasterPid))
   }
 
   // Asymmetric signing and client assertions (bench/identity.mjs): their own servers.
@@ -139,7 +169,7 @@ async function main () {
     responsiveness = await loginResponsiveness(servicePort)
   }
 
-  const report = { date: new Date().toISOString(), machine: machine(), duration, rounds, roundSeconds, warmupSeconds, connections, pinned: hasTaskset, logLevel: args['log-level'], results, responsiveness }
+  const report = { date: new Date().toISOString(), machine: machine(), duration, rounds, roundSeconds, warmupSeconds, connections, pinned: hasTaskset, logLevel: args['log-level'], servers: all.map((s) => s.name), against: args.against, results, responsiveness }
   print(report)
   if (!args.smoke) writeResults(report)
 
@@ -150,22 +180,42 @@ async function main () {
   }
 }
 
-function defineRoutes (seed) {
+/** The service's environment: production mode, rate limits out of the way, the chosen log level. */
+function serviceEnvFor (dbUrl, port) {
+  return {
+    ENVIRONMENT: 'production',
+    SECRET_KEY,
+    JWT_SECRET_KEY,
+    DATABASE_URL: dbUrl,
+    DATABASE_SSL: 'disable',
+    HOST: '127.0.0.1',
+    PORT: String(port),
+    RATE_LIMIT_MAX: '1000000000',
+    RATE_LIMIT_AUTH_MAX: '1000000000',
+    SHUTDOWN_DRAIN_DELAY: '0',
+    LOG_LEVEL: args['log-level']
+  }
+}
+
+function defineRoutes (seed, others = []) {
   const auth = { authorization: `Bearer ${seed.accessToken}` }
   const json = { 'content-type': 'application/json' }
+  // A server with its own database (--against) has its own user, hence its own token.
+  const byPort = (headers) => Object.fromEntries(others.filter((o) => o.accessToken).map((o) => [o.port, { ...headers, authorization: `Bearer ${o.accessToken}` }]))
+  const authed = (route) => ({ ...route, headersByPort: byPort(route.headers) })
   return [
     { id: 'live', name: 'GET /health/live', target: 0.70, method: 'GET', path: '/health/live' },
-    { id: 'me', name: 'GET /auth/me', target: 0.90, method: 'GET', path: '/auth/me', headers: auth },
-    { id: 'notes', name: 'GET /notes?limit=20', target: 0.90, method: 'GET', path: '/notes?limit=20', headers: auth },
-    {
+    authed({ id: 'me', name: 'GET /auth/me', target: 0.85, method: 'GET', path: '/auth/me', headers: auth }),
+    authed({ id: 'notes', name: 'GET /notes?limit=20', target: 0.90, method: 'GET', path: '/notes?limit=20', headers: auth }),
+    authed({
       id: 'create',
       name: 'POST /notes',
-      target: 0.85,
+      target: 0.90,
       method: 'POST',
       path: '/notes',
       headers: { ...auth, ...json },
       body: JSON.stringify({ title: 'benchmark note', body: 'written by npm run bench' })
-    },
+    }),
     {
       id: 'login',
       name: 'POST /auth/login',
@@ -182,7 +232,7 @@ function defineRoutes (seed) {
 
 function load (port, route, conns, seconds) {
   return autocannon({
-    url: `http://127.0.0.1:${port}${route.path}`,
+    url: `http://127.0.0.1:${port}${route.pathByPort?.[port] ?? route.path}`,
     method: route.method,
     headers: route.headersByPort?.[port] ?? route.headers,
     body: route.body,
@@ -193,35 +243,54 @@ function load (port, route, conns, seconds) {
   })
 }
 
-/**
- * Warms both servers up on the route, then loads them in alternating rounds
- * (B S, S B, B S, ...) so that both see the same drift of a shared machine.
- */
+/** Two servers (bench/identity.mjs): `base` is the baseline row, `ours` the service's. */
 async function measure (route, base, ours) {
+  return measureServers(route, [{ ...ours, name: 'service' }, { ...base, name: 'baseline' }])
+}
+
+/**
+ * Warms every server up on the route, then loads them in rounds, the order rotated
+ * by one each round, so that all see the same drift of a shared machine. servers[0]
+ * is the service; every other server's ratio is the service's throughput over its
+ * own, round by round, and its CPU ratio its CPU per request over the service's.
+ * With `postmasterPid`, PostgreSQL's CPU per request is measured too (all its
+ * processes: only one server is loaded at a time).
+ */
+async function measureServers (route, servers, postmasterPid) {
   const conns = route.connections ?? connections
   if (warmupSeconds > 0) {
-    await load(base.port, route, conns, warmupSeconds)
-    await load(ours.port, route, conns, warmupSeconds)
+    for (const server of servers) await load(server.port, route, conns, warmupSeconds)
   }
-  const runs = { baseline: [], service: [] }
+  const runs = Object.fromEntries(servers.map((s) => [s.name, []]))
   for (let i = 0; i < rounds; i++) {
-    for (const server of i % 2 === 0 ? [base, ours] : [ours, base]) {
+    const order = [...servers.slice(i % servers.length), ...servers.slice(0, i % servers.length)]
+    for (const server of order) {
       const cpuBefore = cpuMicros(server.pid)
+      const pgBefore = postmasterPid ? cpuMicros(postmasterPid, true) : NaN
       const result = await load(server.port, route, conns, roundSeconds)
       result.cpuMicros = cpuMicros(server.pid) - cpuBefore
+      result.pgMicros = postmasterPid ? cpuMicros(postmasterPid, true) - pgBefore : NaN
       runs[server.name].push(result)
     }
   }
-  const ratios = runs.service.map((r, i) => r.requests.total / Math.max(1, runs.baseline[i].requests.total))
+  const ours = runs.service
+  const compare = (name) => {
+    const ratios = ours.map((r, i) => r.requests.total / Math.max(1, runs[name][i].requests.total))
+    return {
+      ratio: round(median(ratios), 3),
+      ratioRange: [round(Math.min(...ratios), 3), round(Math.max(...ratios), 3)],
+      cpuRatio: round(median(runs[name].map((r, i) => perRequest(r) / perRequest(ours[i]))), 3)
+    }
+  }
+  const others = servers.slice(1).map((s) => ({ name: s.name, targets: s.targets, ...summarise(runs[s.name], peakRss(s.pid)), ...compare(s.name) }))
+  const base = others.find((o) => o.name === 'baseline')
   return {
     route: route.name,
     id: route.id,
     target: route.target,
-    service: summarise(runs.service, peakRss(ours.pid)),
-    baseline: summarise(runs.baseline, peakRss(base.pid)),
-    ratio: round(median(ratios), 3),
-    ratioRange: [round(Math.min(...ratios), 3), round(Math.max(...ratios), 3)],
-    cpuRatio: round(median(runs.baseline.map((r, i) => perRequest(r) / perRequest(runs.service[i]))), 3)
+    service: summarise(ours, peakRss(servers[0].pid)),
+    ...(base ? { baseline: base, ratio: base.ratio, ratioRange: base.ratioRange, cpuRatio: base.cpuRatio } : {}),
+    others
   }
 }
 
@@ -240,14 +309,31 @@ async function measureAlone (route, server) {
   return { route: route.name, id: route.id, target: route.target, absolute: true, service, ratio: round(service.reqPerSec / route.target, 3), ratioRange: [] }
 }
 
-/** This process's CPU time (user + system) in microseconds, from /proc; NaN where there is none. */
-function cpuMicros (pid) {
+/**
+ * The CPU time (user + system, microseconds, from /proc) of a process and its live
+ * descendants (gunicorn's workers, a taskset wrapper's child); with `reaped`, also
+ * that of its children that have exited (PostgreSQL's finished backends). NaN where
+ * there is none.
+ */
+function cpuMicros (pid, reaped = false) {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-    return (Number(fields[11]) + Number(fields[12])) * (1e6 / 100)
+    let ticks = Number(fields[11]) + Number(fields[12]) + (reaped ? Number(fields[13]) + Number(fields[14]) : 0)
+    for (const child of children(pid)) ticks += cpuMicros(child) / (1e6 / 100)
+    return ticks * (1e6 / 100)
   } catch {
     return NaN
   }
+}
+
+function children (pid) {
+  const out = []
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      out.push(...readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').split(' ').filter(Boolean).map(Number))
+    }
+  } catch {}
+  return out
 }
 
 function perRequest (run) {
@@ -289,6 +375,7 @@ function summarise (runs, rss) {
   const total = list.reduce((n, r) => n + r.requests.total, 0)
   const seconds = list.reduce((n, r) => n + r.duration, 0)
   const cpu = list.reduce((n, r) => n + (r.cpuMicros ?? NaN), 0)
+  const pgCpu = list.reduce((n, r) => n + (r.pgMicros ?? NaN), 0)
   return {
     reqPerSec: round(total / seconds, 1),
     p50: median(list.map((r) => r.latency.p50)),
@@ -298,32 +385,51 @@ function summarise (runs, rss) {
     non2xx: list.reduce((n, r) => n + r.non2xx, 0),
     total,
     ...(Number.isFinite(cpu) ? { cpuMicrosPerRequest: round(cpu / Math.max(1, total), 1) } : {}),
+    ...(Number.isFinite(pgCpu) ? { pgMicrosPerRequest: round(pgCpu / Math.max(1, total), 1) } : {}),
     ...(rss !== undefined ? { peakRssMb: rss } : {})
   }
 }
 
 function print (report) {
   const lines = []
-  lines.push('| route | server | req/s | p50 ms | p99 ms | p99.9 ms | errors | non-2xx | CPU µs/req | ratio (range) | target | peak RSS MB |')
-  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|')
+  lines.push('| route | server | req/s | p50 ms | p99 ms | p99.9 ms | errors | non-2xx | CPU µs/req | ratio (range) | target | peak RSS MB | PG µs/req | CPU ×  |')
+  lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
   const cpu = (s) => s.cpuMicrosPerRequest ?? '-'
+  const pgCpu = (s) => s.pgMicrosPerRequest ?? '-'
   for (const r of report.results) {
     if (r.absolute) {
-      lines.push(`| ${r.route} | service | ${r.service.reqPerSec} | ${r.service.p50} | ${r.service.p99} | ${r.service.p999} | ${r.service.errors} | ${r.service.non2xx} | ${cpu(r.service)} | - | ≥ ${r.target}/s ${r.service.reqPerSec >= r.target ? 'met' : 'MISSED'} | ${r.service.peakRssMb} |`)
+      lines.push(`| ${r.route} | service | ${r.service.reqPerSec} | ${r.service.p50} | ${r.service.p99} | ${r.service.p999} | ${r.service.errors} | ${r.service.non2xx} | ${cpu(r.service)} | - | ≥ ${r.target}/s ${r.service.reqPerSec >= r.target ? 'met' : 'MISSED'} | ${r.service.peakRssMb} | - | - |`)
       continue
     }
-    const ok = r.target === null ? '' : (r.ratio >= r.target ? 'met' : 'MISSED')
-    const range = r.ratioRange[0] === r.ratioRange[1] ? '' : ` (${r.ratioRange[0]}–${r.ratioRange[1]})`
-    lines.push(`| ${r.route} | service | ${r.service.reqPerSec} | ${r.service.p50} | ${r.service.p99} | ${r.service.p999} | ${r.service.errors} | ${r.service.non2xx} | ${cpu(r.service)} | **${r.ratio}**${range} | ${r.target ?? '-'} ${ok} | ${r.service.peakRssMb} |`)
-    lines.push(`| | baseline | ${r.baseline.reqPerSec} | ${r.baseline.p50} | ${r.baseline.p99} | ${r.baseline.p999} | ${r.baseline.errors} | ${r.baseline.non2xx} | ${cpu(r.baseline)} | 1 | | ${r.baseline.peakRssMb} |`)
+    const range = (o) => o.ratioRange[0] === o.ratioRange[1] ? '' : ` (${o.ratioRange[0]}–${o.ratioRange[1]})`
+    lines.push(`| ${r.route} | service | ${r.service.reqPerSec} | ${r.service.p50} | ${r.service.p99} | ${r.service.p999} | ${r.service.errors} | ${r.service.non2xx} | ${cpu(r.service)} | 1 | | ${r.service.peakRssMb} | ${pgCpu(r.service)} | 1 |`)
+    for (const o of r.others) {
+      lines.push(`| | ${o.name} | ${o.reqPerSec} | ${o.p50} | ${o.p99} | ${o.p999} | ${o.errors} | ${o.non2xx} | ${cpu(o)} | **${o.ratio}**${range(o)} | ${targetCell(r, o)} | ${o.peakRssMb} | ${pgCpu(o)} | ${o.cpuRatio} |`)
+    }
   }
   if (report.responsiveness) {
     const x = report.responsiveness
     lines.push('')
     lines.push(`While logins were hashed (${x.login.reqPerSec} logins/s, p99 ${x.login.p99} ms): /health/live ${x.live.reqPerSec} req/s, p99 ${x.liveP99Ms} ms (target < 25 ms), errors ${x.live.errors + x.login.errors}`)
   }
+  lines.push('')
+  lines.push('ratio: the service\'s throughput over that server\'s (median of the rounds); CPU ×: that server\'s CPU per request over the service\'s; PG µs/req: PostgreSQL\'s CPU per request while that server was loaded.')
   report.markdown = lines.join('\n')
   process.stdout.write(`\nBenchmark: ${report.rounds} round(s) of ${report.roundSeconds} s per route and server (after ${report.warmupSeconds} s of warm-up), ${report.connections} connections, ${report.pinned ? 'servers on core 0, load on core 1' : 'not pinned'}, service LOG_LEVEL=${report.logLevel}\n${report.machine}\n\n${report.markdown}\n`)
+}
+
+/** The targets of one compared server on one route, each marked met or MISSED. */
+function targetCell (r, o) {
+  const cells = []
+  const mark = (ok) => ok ? 'met' : 'MISSED'
+  if (o.name === 'baseline' && r.target !== null && r.target !== undefined) cells.push(`${r.target} ${mark(o.ratio >= r.target)}`)
+  const t = o.targets
+  if (t) {
+    const login = r.id === 'login'
+    if (t.throughput && !(login && t.exceptLogin?.includes('throughput'))) cells.push(`≥ ${t.throughput}× ${mark(o.ratio >= t.throughput)}`)
+    if (t.cpu && !(login && t.exceptLogin?.includes('cpu'))) cells.push(`CPU ≥ ${t.cpu}× ${mark(o.cpuRatio >= t.cpu)}`)
+  }
+  return cells.join('; ')
 }
 
 function writeResults (report) {
@@ -342,19 +448,26 @@ function machine () {
   return `Node ${process.version}, ${cpu}`
 }
 
+/** High-water RSS in MB; of a process tree (gunicorn), the sum of its processes'. */
 function peakRss (pid) {
   try {
     const kb = /VmHWM:\s*(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
-    return kb ? round(Number(kb) / 1024, 1) : undefined
+    const own = kb ? Number(kb) / 1024 : 0
+    const total = children(pid).reduce((n, c) => n + (peakRss(c) ?? 0), own)
+    return total > 0 ? round(total, 1) : undefined
   } catch {
     return undefined
   }
 }
 
-function startServer (name, argv, env) {
-  const cmd = hasTaskset ? 'taskset' : process.execPath
-  const cmdArgs = hasTaskset ? ['-c', '0', process.execPath, ...argv] : argv
-  const child = spawn(cmd, cmdArgs, { cwd: root, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', 'ignore', 'pipe'] })
+/** Starts a server (on core 0 when pinned); `program` defaults to this Node.js. */
+function startServer (name, argv, env, program = process.execPath) {
+  const cmd = hasTaskset ? 'taskset' : program
+  const cmdArgs = hasTaskset ? ['-c', '0', program, ...argv] : argv
+  // BENCH_SERVER_LOGS=<dir>: each server's standard output (its log lines) to <dir>/<name>.log, to debug a failing run.
+  const logDir = process.env.BENCH_SERVER_LOGS
+  const stdout = logDir ? openSync(join(logDir, `${name}.log`), 'w') : 'ignore'
+  const child = spawn(cmd, cmdArgs, { cwd: root, env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', stdout, 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (d) => { stderr += d })
   child.on('exit', (code) => { if (code && code !== 0) process.stderr.write(`${name} exited ${code}: ${stderr}\n`) })
@@ -367,8 +480,8 @@ function startServer (name, argv, env) {
   return child
 }
 
-async function waitReady (port, path, child) {
-  const deadline = Date.now() + 30_000
+async function waitReady (port, path, child, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`the server exited with code ${child.exitCode} before it was ready (its message is above)`)
     try {
@@ -399,13 +512,31 @@ async function seedData (base) {
   return { accessToken }
 }
 
-async function database () {
+/**
+ * The bench's PostgreSQL: a database on BENCH_DATABASE_URL's server, or an embedded
+ * server. `create(name)` makes one more database on it (dropped at the end);
+ * `postmasterPid`, where the server runs on this machine, lets the bench count
+ * PostgreSQL's CPU per request.
+ */
+async function startDatabase () {
+  let adminUrl
+  let url
   if (process.env.BENCH_DATABASE_URL) {
-    const url = new URL(process.env.BENCH_DATABASE_URL)
-    const adminUrl = url.toString()
-    const name = `bench_${process.pid}`
+    adminUrl = new URL(process.env.BENCH_DATABASE_URL).toString()
+  } else {
+    const { startEmbeddedPostgres } = await import('../dist/db/embedded-postgres.js')
+    const dir = mkdtempSync(join(tmpdir(), 'bench-pg-'))
+    chmodSync(dir, 0o755)
+    const db = await startEmbeddedPostgres({ dir: join(dir, 'data'), port: await freePort(), database: 'bench', persistent: false })
+    cleanups.push(async () => { await db.stop(); rmSync(dir, { recursive: true, force: true }) })
+    log('embedded PostgreSQL started')
+    adminUrl = db.adminUrl
+    url = db.url
+  }
+  const create = async (name) => {
     const admin = new pg.Client({ connectionString: adminUrl })
     await admin.connect()
+    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
     await admin.query(`CREATE DATABASE ${name}`)
     await admin.end()
     cleanups.push(async () => {
@@ -415,16 +546,27 @@ async function database () {
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
       await c.end()
     })
-    url.pathname = `/${name}`
-    return url.toString()
+    const u = new URL(adminUrl)
+    u.pathname = `/${name}`
+    return u.toString()
   }
-  const { startEmbeddedPostgres } = await import('../dist/db/embedded-postgres.js')
-  const dir = mkdtempSync(join(tmpdir(), 'bench-pg-'))
-  chmodSync(dir, 0o755)
-  const db = await startEmbeddedPostgres({ dir: join(dir, 'data'), port: await freePort(), database: 'bench', persistent: false })
-  cleanups.push(async () => { await db.stop(); rmSync(dir, { recursive: true, force: true }) })
-  log('embedded PostgreSQL started')
-  return db.url
+  if (url === undefined) url = await create(`bench_${process.pid}`)
+  return { url, adminUrl, create, postmasterPid: await postmaster(adminUrl) }
+}
+
+/** The postmaster's pid from its data directory, when the server is on this machine and readable. */
+async function postmaster (adminUrl) {
+  const c = new pg.Client({ connectionString: adminUrl })
+  try {
+    await c.connect()
+    const { rows } = await c.query("SELECT current_setting('data_directory') AS dir")
+    const pid = Number(readFileSync(join(rows[0].dir, 'postmaster.pid'), 'utf8').split('\n')[0])
+    return Number.isFinite(cpuMicros(pid)) ? pid : undefined
+  } catch {
+    return undefined
+  } finally {
+    await c.end().catch(() => {})
+  }
 }
 
 function freePort () {

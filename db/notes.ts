@@ -12,27 +12,33 @@ export interface NotePage {
 // rounded time would skip or repeat notes.
 const COLUMNS = `id, title, body, version, ${utcTimestamp('created_at')}, ${utcTimestamp('updated_at')}`
 
+// The hot statements are named (pg's query config `{ name, text, values }`): each pooled
+// connection prepares them once, and PostgreSQL then skips the parse and plan an unnamed
+// statement pays on every request (BENCHMARKS.md, "PostgreSQL per request": its CPU per
+// GET /notes fell by about half). A name stands for one text only, hence one per variant.
+
 /** Notes; `db` on each method is a client inside a transaction the caller controls. Every query is parameterised. */
 export function notesRepository (pool: Queryable) {
   async function exists (db: Queryable, id: string, ownerId: string): Promise<boolean> {
-    const { rowCount } = await db.query('SELECT 1 FROM notes WHERE id = $1 AND owner_id = $2', [id, ownerId])
+    const { rowCount } = await db.query({ name: 'notes-exists', text: 'SELECT 1 FROM notes WHERE id = $1 AND owner_id = $2', values: [id, ownerId] })
     return rowCount === 1
   }
 
   return {
     async create (ownerId: string, { title, body }: { title: string, body: string }, db: Queryable = pool): Promise<Note> {
-      const { rows } = await db.query<Note>(
-        `INSERT INTO notes (owner_id, title, body) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
-        [ownerId, title, body]
-      )
+      const { rows } = await db.query<Note>({
+        name: 'notes-create',
+        text: `INSERT INTO notes (owner_id, title, body) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
+        values: [ownerId, title, body]
+      })
       return rows[0]!
     },
 
     /** The note if `ownerId` owns it; with ownerId null, whoever owns it (service clients). */
     async find (id: string, ownerId: string | null, db: Queryable = pool): Promise<Note | null> {
       const { rows } = ownerId === null
-        ? await db.query<Note>(`SELECT ${COLUMNS} FROM notes WHERE id = $1`, [id])
-        : await db.query<Note>(`SELECT ${COLUMNS} FROM notes WHERE id = $1 AND owner_id = $2`, [id, ownerId])
+        ? await db.query<Note>({ name: 'notes-find-any', text: `SELECT ${COLUMNS} FROM notes WHERE id = $1`, values: [id] })
+        : await db.query<Note>({ name: 'notes-find', text: `SELECT ${COLUMNS} FROM notes WHERE id = $1 AND owner_id = $2`, values: [id, ownerId] })
       return rows[0] ?? null
     },
 
@@ -40,14 +46,18 @@ export function notesRepository (pool: Queryable) {
     async list (ownerId: string, { limit, after }: { limit: number, after: Position | null }, db: Queryable = pool): Promise<NotePage> {
       // One row more than asked says whether another page exists, without a count.
       const { rows } = after === null
-        ? await db.query<Note>(
-          `SELECT ${COLUMNS} FROM notes WHERE owner_id = $1
+        ? await db.query<Note>({
+          name: 'notes-list-first',
+          text: `SELECT ${COLUMNS} FROM notes WHERE owner_id = $1
            ORDER BY notes.created_at DESC, id DESC LIMIT $2`,
-          [ownerId, limit + 1])
-        : await db.query<Note>(
-          `SELECT ${COLUMNS} FROM notes WHERE owner_id = $1 AND (notes.created_at, id) < ($2::timestamptz, $3::uuid)
+          values: [ownerId, limit + 1]
+        })
+        : await db.query<Note>({
+          name: 'notes-list-after',
+          text: `SELECT ${COLUMNS} FROM notes WHERE owner_id = $1 AND (notes.created_at, id) < ($2::timestamptz, $3::uuid)
            ORDER BY notes.created_at DESC, id DESC LIMIT $4`,
-          [ownerId, after.createdAt, after.id, limit + 1])
+          values: [ownerId, after.createdAt, after.id, limit + 1]
+        })
       const notes = rows.slice(0, limit)
       const last = notes[notes.length - 1]
       return { notes, next: rows.length > limit && last ? { createdAt: last.created_at, id: last.id } : null }
@@ -57,25 +67,27 @@ export function notesRepository (pool: Queryable) {
     async update (id: string, ownerId: string, { title, body }: { title?: string, body?: string }, expected: number[] | null, db: Queryable = pool): Promise<WriteResult<Note>> {
       // The version check is part of the UPDATE: of two writers holding the same ETag,
       // the second waits for the first's row lock, then sees the new version and matches nothing.
-      const { rows } = await db.query<Note>(
-        `UPDATE notes
+      const { rows } = await db.query<Note>({
+        name: 'notes-update',
+        text: `UPDATE notes
             SET title = COALESCE($3, title), body = COALESCE($4, body),
                 version = version + 1, updated_at = clock_timestamp()
           WHERE id = $1 AND owner_id = $2 AND ($5::integer[] IS NULL OR version = ANY ($5::integer[]))
           RETURNING ${COLUMNS}`,
-        [id, ownerId, title ?? null, body ?? null, expected]
-      )
+        values: [id, ownerId, title ?? null, body ?? null, expected]
+      })
       if (rows[0]) return { status: 'done', value: rows[0] }
       if (expected !== null && await exists(db, id, ownerId)) return { status: 'precondition_failed' }
       return { status: 'not_found' }
     },
 
     async remove (id: string, ownerId: string, expected: number[] | null, db: Queryable = pool): Promise<WriteResult<void>> {
-      const { rowCount } = await db.query(
-        `DELETE FROM notes
+      const { rowCount } = await db.query({
+        name: 'notes-remove',
+        text: `DELETE FROM notes
           WHERE id = $1 AND owner_id = $2 AND ($3::integer[] IS NULL OR version = ANY ($3::integer[]))`,
-        [id, ownerId, expected]
-      )
+        values: [id, ownerId, expected]
+      })
       if (rowCount === 1) return { status: 'done', value: undefined }
       if (expected !== null && await exists(db, id, ownerId)) return { status: 'precondition_failed' }
       return { status: 'not_found' }

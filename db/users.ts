@@ -31,15 +31,17 @@ export function usersRepository (db: Queryable) {
     },
 
     async findByEmail (email: string): Promise<UserWithHash | undefined> {
-      const { rows } = await db.query<UserWithHash>(
-        'SELECT id, email, password_hash, created_at FROM users WHERE email = $1',
-        [email]
-      )
+      const { rows } = await db.query<UserWithHash>({
+        name: 'users-find-by-email',
+        text: 'SELECT id, email, password_hash, created_at FROM users WHERE email = $1',
+        values: [email]
+      })
       return rows[0]
     },
 
     async findById (id: string): Promise<User | undefined> {
-      const { rows } = await db.query<User>('SELECT id, email, created_at FROM users WHERE id = $1', [id])
+      // Named (prepared once per connection) like the notes statements: GET /auth/me runs it on every request.
+      const { rows } = await db.query<User>({ name: 'users-find-by-id', text: 'SELECT id, email, created_at FROM users WHERE id = $1', values: [id] })
       return rows[0]
     }
   }
