@@ -3,17 +3,16 @@ import { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type {} from '@fastify/rate-limit'
-import helmet from 'helmet'
 import type { Config } from '../config/schema.js'
 import { ApiError, codeForStatus, errorBody, reasonPhrase, type ErrorCode } from '../lib/errors.js'
-import { helmetOptions, NO_STORE } from '../lib/security-headers.js'
+import { securityHeaderValues } from '../lib/security-headers.js'
 import { completionLine } from './logging.js'
 
 // The one writer of the answers that Fastify and Node give before any hook runs
 // (docs/edge.md, "Answers given before any hook"): the error shape with a request id
 // (docs/contract.md, "Errors"), and the security headers of every other response,
-// applied by helmet itself with the options plugins/external/security-headers.ts
-// gives @fastify/helmet (lib/security-headers.ts), so the two cannot drift apart.
+// the same values plugins/external/security-headers.ts gives routed requests
+// (lib/security-headers.ts), so the two cannot drift apart.
 
 type Limiter = (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply) => Promise<void>
 const limiters = new WeakMap<FastifyInstance, Limiter | null>()
@@ -38,23 +37,11 @@ export interface ErrorWriter {
 }
 
 export function errorWriter (config: Pick<Config, 'ENVIRONMENT' | 'REQUEST_ID_HEADER'>): ErrorWriter {
-  const applyHelmet = helmet(helmetOptions(config.ENVIRONMENT))
+  const values = securityHeaderValues(config.ENVIRONMENT)
   const requestIdHeader = config.REQUEST_ID_HEADER
 
-  function securityHeaders (req: IncomingMessage, res: ServerResponse): void {
-    // helmet's middleware is synchronous since v8: it throws rather than calling next(err).
-    applyHelmet(req, res, (err) => { if (err !== undefined && err !== null) throw err })
-    for (const [name, value] of Object.entries(NO_STORE)) res.setHeader(name, value)
-  }
-
-  /** The headers helmet gives a response, collected on one that is never sent (the socket has no response of its own). */
-  function headersForSocket (socket: Socket): Record<string, string> {
-    const req = new IncomingMessage(socket)
-    const res = new ServerResponse(req)
-    securityHeaders(req, res)
-    const headers: Record<string, string> = {}
-    for (const [name, value] of Object.entries(res.getHeaders())) if (value !== undefined) headers[name] = String(value)
-    return headers
+  function securityHeaders (_req: IncomingMessage, res: ServerResponse): void {
+    for (const [name, value] of Object.entries(values)) res.setHeader(name, value)
   }
 
   function send (request: FastifyRequest, reply: FastifyReply, statusCode: number, code: ErrorCode, message: string): void {
@@ -118,7 +105,7 @@ export function errorWriter (config: Pick<Config, 'ENVIRONMENT' | 'REQUEST_ID_HE
     this.log.debug({ reqId: id, code: error.code, statusCode }, 'client error')
     if (socket.writable) {
       const headers = {
-        ...headersForSocket(socket),
+        ...values,
         'content-type': 'application/json; charset=utf-8',
         'content-length': String(Buffer.byteLength(body)),
         [requestIdHeader]: id,

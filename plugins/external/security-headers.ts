@@ -1,16 +1,16 @@
 import fp from 'fastify-plugin'
-import helmet from '@fastify/helmet'
-import { helmetOptions, NO_STORE } from '../../lib/security-headers.js'
+import { securityHeaderValues } from '../../lib/security-headers.js'
 
 /**
- * @fastify/helmet with the options of lib/security-headers.ts, which the answers
- * given before any hook (server-options/framework-errors.ts) share.
+ * helmet's headers (with the options of lib/security-headers.ts) and no-store on
+ * every routed response, computed once: they do not depend on the request
+ * (lib/security-headers.ts says why, and which test pins it). Routes that need
+ * other values (Swagger UI's CSP) set their own, which win.
  */
 export default fp(async function securityHeaders (fastify) {
-  await fastify.register(helmet, { global: true, ...helmetOptions(fastify.config.ENVIRONMENT) })
-
-  fastify.addHook('onRequest', function noStore (_request, reply, done) {
-    reply.headers(NO_STORE)
+  const headers = securityHeaderValues(fastify.config.ENVIRONMENT)
+  fastify.addHook('onRequest', function setSecurityHeaders (_request, reply, done) {
+    reply.headers(headers)
     done()
   })
 }, { name: 'security-headers', dependencies: ['config'] })

@@ -64,3 +64,36 @@ t.test('alone, the plugin gives a route and a thrown error the same headers', as
     t.notOk(res.headers['x-xss-protection'], `${url}: no header for the retired XSS auditor`)
   }
 })
+
+t.test('the headers computed once are exactly what @fastify/helmet gives every request, whatever the request (pins lib/security-headers.ts)', async (t) => {
+  const { default: Fastify } = await import('fastify')
+  const { default: fastifyHelmet } = await import('@fastify/helmet')
+  const { helmetOptions, securityHeaderValues, NO_STORE } = await import('../../lib/security-headers.js')
+  const varied = [
+    { url: '/a' },
+    { url: '/a?x=1', headers: { 'user-agent': 'Mozilla/5.0 (MSIE 8.0)', 'x-forwarded-proto': 'https' } },
+    { method: 'POST' as const, url: '/b', headers: { 'content-type': 'application/json', origin: 'https://elsewhere.example' }, payload: '{}' },
+    { url: '/missing' },
+    { url: '/fail' }
+  ]
+  for (const environment of ['production', 'development'] as const) {
+    const reference = Fastify()
+    t.teardown(() => reference.close())
+    await reference.register(fastifyHelmet, { global: true, ...helmetOptions(environment) })
+    reference.get('/a', async () => ({ ok: true }))
+    reference.post('/b', async () => ({ ok: true }))
+    reference.get('/fail', async () => { throw new Error('boom') })
+    const ours = securityHeaderValues(environment)
+    const theirs = (headers: Record<string, unknown>) =>
+      Object.fromEntries(Object.keys(ours).filter((name) => !(name in NO_STORE)).map((name) => [name, headers[name]]))
+    const expected = Object.fromEntries(Object.entries(ours).filter(([name]) => !(name in NO_STORE)))
+    t.ok(Object.keys(expected).length >= 5, `${environment}: helmet sets its headers (${Object.keys(expected).join(', ')})`)
+    for (const request of varied) {
+      const res = await reference.inject(request)
+      t.same(theirs(res.headers), expected, `${environment}: ${request.method ?? 'GET'} ${request.url} (${res.statusCode})`)
+      // Nothing helmet sets is missing from ours.
+      const helmetNames = Object.keys(res.headers).filter((name) => !['content-type', 'content-length', 'date', 'connection', 'keep-alive'].includes(name))
+      t.same(helmetNames.filter((name) => !(name in ours)), [], `${environment}: no header of helmet's is left out`)
+    }
+  }
+})
