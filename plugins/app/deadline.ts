@@ -9,6 +9,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** True once the deadline answered 503 for this request: its handler may still be running. */
     deadlineExpired: boolean
+    /** True once an answer is on its way (onSend hooks running): too late to replace it. */
+    answerSending: boolean
   }
 }
 
@@ -32,15 +34,14 @@ export const REQUEST_DEADLINE_MS = 4500
  */
 export default fp(async function deadlinePlugin (fastify) {
   fastify.decorateRequest('deadlineExpired', false)
-  // Requests whose answer is on its way (onSend hooks running): too late to replace it.
-  const sending = new WeakSet<object>()
+  fastify.decorateRequest('answerSending', false)
 
   // From the moment the request has fully arrived (preValidation): a slow upload is
   // the client's time, bounded by the server's request timeout, not a dependency's.
   fastify.addHook('preValidation', function startDeadline (request, reply, done) {
     const ms = request.routeOptions.config?.deadlineMs ?? REQUEST_DEADLINE_MS
     const timer = setTimeout(function deadlinePassed () {
-      if (reply.sent || reply.raw.headersSent || sending.has(request)) return
+      if (reply.sent || reply.raw.headersSent || request.answerSending) return
       request.deadlineExpired = true
       request.log.warn({ deadlineMs: ms }, 'no answer within the deadline: 503')
       reply.send(new ApiError('SERVICE_UNAVAILABLE', 'The service could not answer in time; retry later', { 'retry-after': '1' }))
@@ -53,7 +54,7 @@ export default fp(async function deadlinePlugin (fastify) {
   })
 
   fastify.addHook('onSend', function answerOnItsWay (request, _reply, payload, done) {
-    sending.add(request)
+    request.answerSending = true
     done(null, payload)
   })
 }, { name: 'deadline', dependencies: ['errors'] })
