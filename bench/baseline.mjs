@@ -3,61 +3,16 @@
 // the same SQL with pg, argon2id verification of the same hash) and nothing else: no request
 // ids, CORS, Helmet, rate limits, revocation checks, logging or metrics. The
 // ratio of the service's throughput to this one's is the cost of our stack.
-import { randomUUID } from 'node:crypto'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
-import { verify } from '@node-rs/argon2'
 import pg from 'pg'
+import { benchRoutes } from './fastify-routes.mjs'
 
 const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL, max: 10 })
 const app = Fastify({ logger: false })
 await app.register(fastifyJwt, { secret: process.env.JWT_SECRET_KEY, verify: { algorithms: ['HS256'] } })
 
-const utc = (column) => `to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS ${column}`
-const COLUMNS = `id, title, body, version, ${utc('created_at')}, ${utc('updated_at')}`
-
-async function authenticate (request) {
-  await request.jwtVerify()
-}
-
-app.get('/health/live', async () => ({ status: 'ok' }))
-
-app.get('/auth/me', { onRequest: authenticate }, async (request) => {
-  const { rows } = await pool.query('SELECT id, email, created_at FROM users WHERE id = $1', [request.user.sub])
-  return { id: rows[0].id, email: rows[0].email, scopes: ['notes:read', 'notes:write'], created_at: rows[0].created_at }
-})
-
-app.get('/notes', { onRequest: authenticate }, async (request) => {
-  const limit = Number(request.query.limit ?? 20)
-  const { rows } = await pool.query(
-    `SELECT ${COLUMNS} FROM notes WHERE owner_id = $1 ORDER BY notes.created_at DESC, id DESC LIMIT $2`,
-    [request.user.sub, limit + 1])
-  const items = rows.slice(0, limit)
-  const last = items[items.length - 1]
-  const next = rows.length > limit && last ? Buffer.from(`${last.created_at}|${last.id}`).toString('base64url') : null
-  return { items, next_cursor: next }
-})
-
-app.post('/notes', { onRequest: authenticate }, async (request, reply) => {
-  const { rows } = await pool.query(
-    `INSERT INTO notes (owner_id, title, body) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
-    [request.user.sub, request.body.title, request.body.body ?? ''])
-  return reply.code(201).header('location', `/notes/${rows[0].id}`).send(rows[0])
-})
-
-app.post('/auth/login', async (request, reply) => {
-  const { rows } = await pool.query('SELECT id, email, password_hash FROM users WHERE email = lower($1)', [request.body.email.trim()])
-  const user = rows[0]
-  if (!user || !(await verify(user.password_hash, request.body.password))) return reply.code(401).send({ error: 'invalid' })
-  const refreshJti = randomUUID()
-  const session = await pool.query(
-    `INSERT INTO sessions (user_id, refresh_jti, expires_at)
-     VALUES ($1, $2, now() + make_interval(secs => $3)) RETURNING id, expires_at`, [user.id, refreshJti, 2592000])
-  const sid = session.rows[0].id
-  const access = app.jwt.sign({ sub: user.id, sid, type: 'access', scope: 'notes:read notes:write', jti: randomUUID() }, { expiresIn: 3600 })
-  const refresh = app.jwt.sign({ sub: user.id, sid, type: 'refresh', jti: refreshJti }, { expiresIn: 2592000 })
-  return { access_token: access, refresh_token: refresh, token_type: 'Bearer', expires_in: 3600 }
-})
+benchRoutes(app, pool)
 
 app.addHook('onClose', () => pool.end())
 await app.listen({ host: '127.0.0.1', port: Number(process.env.PORT) })

@@ -93,11 +93,12 @@ export async function identityRoutes (ctx) {
   return routes
 }
 
-function bearer (token) {
+export function bearer (token) {
   return { authorization: `Bearer ${token}` }
 }
 
-async function login (port, ctx) {
+/** An access token for the bench's user on the server at this port. */
+export async function login (port, ctx) {
   const res = await fetch(`http://127.0.0.1:${port}/auth/login`, {
     method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: ctx.email, password: ctx.password })
   })

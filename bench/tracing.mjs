@@ -9,6 +9,7 @@
 //   that what is measured is the service's cost, not a collector's.
 import { createServer } from 'node:http'
 import { join } from 'node:path'
+import { bearer, login } from './identity.mjs'
 
 export const TRACING_ROUTES = ['me-traced', 'notes-traced']
 
@@ -60,16 +61,4 @@ export async function tracingRoutes (ctx) {
     routes.push({ id: 'notes-traced', name: 'GET /notes?limit=20, tracing on (baseline: tracing off)', target: 0.85, method: 'GET', path: '/notes?limit=20', headersByPort, servers: [off, on] })
   }
   return routes
-}
-
-function bearer (token) {
-  return { authorization: `Bearer ${token}` }
-}
-
-async function login (port, ctx) {
-  const res = await fetch(`http://127.0.0.1:${port}/auth/login`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: ctx.email, password: ctx.password })
-  })
-  if (res.status !== 200) throw new Error(`login on port ${port}: ${res.status} ${await res.text()}`)
-  return (await res.json()).access_token
 }
