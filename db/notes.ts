@@ -28,7 +28,11 @@ export function notesRepository (pool: Queryable) {
     async create (ownerId: string, { title, body }: { title: string, body: string }, db: Queryable = pool): Promise<Note> {
       const { rows } = await db.query<Note>({
         name: 'notes-create',
-        text: `INSERT INTO notes (owner_id, title, body) VALUES ($1, $2, $3) RETURNING ${COLUMNS}`,
+        // One clock reading for both columns: their two clock_timestamp() defaults
+        // (migrations/004.do.notes.sql) could differ by a microsecond on a new note.
+        text: `WITH clock AS (SELECT clock_timestamp() AS at)
+          INSERT INTO notes (owner_id, title, body, created_at, updated_at)
+          VALUES ($1, $2, $3, (SELECT at FROM clock), (SELECT at FROM clock)) RETURNING ${COLUMNS}`,
         values: [ownerId, title, body]
       })
       return rows[0]!
