@@ -131,7 +131,9 @@ t.test('npm run generate -- resource', { timeout: 1_800_000 }, async (t) => {
     const only = process.env.GENERATOR_TEST_ONLY_GENERATED === '1'
     const test = await run(dir, 'npm', ['test', ...(only ? ['--', 'test/routes/widgets.test.ts'] : [])], join(dir, 'npm-test.log'))
     const summary = /# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?/.exec(test.output)
-    t.equal(test.code, 0, `npm test${only ? ' (the generated file only)' : ''}: ${summary?.[0] ?? 'no summary'}\n${tail(test.output)}`)
+    // The failing files and subtests first: a tail of the output rarely shows them.
+    const failures = test.output.split('\n').filter((line) => /^\s*not ok /.test(line)).join('\n')
+    t.equal(test.code, 0, `npm test${only ? ' (the generated file only)' : ''}: ${summary?.[0] ?? 'no summary'}\n${failures}\n${tail(test.output)}`)
     t.match(test.output, /^ok \d+ - test\/routes\/widgets\.test\.ts/m, 'the generated tests ran and passed')
     if (!only) t.match(test.output, /^ok \d+ - test\/routes\/notes\.test\.ts/m, 'and the rest of the suite with them')
   })
