@@ -1,8 +1,9 @@
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { ConfigError, loadConfig } from '../../config/load.js'
+import { problemsOf } from '../fixtures/config-problems.js'
 import { durationMs } from '../../config/rules.js'
 import { DEV_JWT_SECRET_KEY, DEV_SECRET_KEY } from '../../config/schema.js'
 
@@ -17,18 +18,6 @@ const GOOD_PRODUCTION = {
   SECRET_KEY: SECRET,
   JWT_SECRET_KEY: JWT_SECRET,
   DATABASE_URL: 'postgresql://app:a-strong-database-password@db.internal:5432/app'
-}
-
-/** The problems loadConfig reports for `env`, failing the test if it accepts it. */
-function problemsOf (t: Test, env: Record<string, string>): string[] {
-  try {
-    loadConfig(env)
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems
-    throw err
-  }
-  t.fail('the configuration was accepted')
-  return []
 }
 
 function messageOf (env: Record<string, string>): string {

@@ -2,8 +2,9 @@ import { generateKeyPairSync } from 'node:crypto'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import t, { type Test } from 'tap'
-import { ConfigError, loadConfig } from '../../config/load.js'
+import t from 'tap'
+import { loadConfig } from '../../config/load.js'
+import { problemsOf } from '../fixtures/config-problems.js'
 
 // The configuration of asymmetric signing, federation and the issuer URL
 // (docs/contract.md, "Configuration", "Refusals"), checked on loadConfig directly.
@@ -19,17 +20,6 @@ const PRODUCTION = {
   ENVIRONMENT: 'production',
   SECRET_KEY: 'a'.repeat(40),
   DATABASE_URL: 'postgresql://app:a-strong-database-password@db.internal:5432/app'
-}
-
-function problemsOf (t: Test, env: Record<string, string>): string[] {
-  try {
-    loadConfig(env)
-  } catch (err) {
-    if (err instanceof ConfigError) return err.problems
-    throw err
-  }
-  t.fail('the configuration was accepted')
-  return []
 }
 
 t.test('production with ES256 or EdDSA needs JWT_PRIVATE_KEY, and not JWT_SECRET_KEY', async (t) => {

@@ -1,8 +1,8 @@
-import { execFile } from 'node:child_process'
 import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import t from 'tap'
+import { cli } from '../fixtures/clients-cli.js'
 import { build, productionEnv, testDatabaseUrl } from '../helper.js'
 import { TEST_JWT_SECRET, TEST_SECRET_KEY } from '../fixtures/jwt.js'
 import { assertionClaims, signed, testKey } from '../fixtures/keys.js'
@@ -11,22 +11,9 @@ import { assertionClaims, signed, testKey } from '../fixtures/keys.js'
 // clients"): --jwks-file (private_key_jwt) and --federated-issuer/--federated-subject
 // (workload identity), run as `node dist/scripts/clients.js` with the service's variables.
 
-const SCRIPT = resolve(import.meta.dirname, '..', '..', 'dist', 'scripts', 'clients.js')
 const ISSUER = 'https://notes.example.test'
 const K8S = 'https://kubernetes.default.svc.cluster.local'
 const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY, JWT_ISSUER: ISSUER }
-
-interface Run { code: number, stdout: string, stderr: string, lines: Array<Record<string, unknown>> }
-
-function cli (args: string[], env: Record<string, string>): Promise<Run> {
-  const cwd = mkdtempSync(join(tmpdir(), 'svc-clients-'))
-  return new Promise((resolve) => {
-    execFile(process.execPath, [SCRIPT, ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0
-      resolve({ code, stdout, stderr, lines: stdout.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>) })
-    })
-  })
-}
 
 t.test('clients without a secret', async (t) => {
   const databaseUrl = await testDatabaseUrl()

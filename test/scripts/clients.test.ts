@@ -1,29 +1,12 @@
-import { execFile } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
 import t from 'tap'
+import { cli } from '../fixtures/clients-cli.js'
 import { build, createTestDatabase, injectAs, testDatabaseUrl } from '../helper.js'
 import { TEST_JWT_SECRET, TEST_SECRET_KEY } from '../fixtures/jwt.js'
 
 // `npm run clients -- ...` is `node dist/scripts/clients.js ...`: run exactly that,
 // with the service's environment variables and no .env file (an empty folder).
 
-const SCRIPT = resolve(import.meta.dirname, '..', '..', 'dist', 'scripts', 'clients.js')
 const ENV = { JWT_SECRET_KEY: TEST_JWT_SECRET, SECRET_KEY: TEST_SECRET_KEY }
-
-interface Run { code: number, stdout: string, stderr: string, lines: Array<Record<string, unknown>> }
-
-function cli (args: string[], env: Record<string, string>): Promise<Run> {
-  const cwd = mkdtempSync(join(tmpdir(), 'svc-clients-'))
-  return new Promise((resolve) => {
-    execFile(process.execPath, [SCRIPT, ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env }, timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0
-      const lines = stdout.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, unknown>)
-      resolve({ code, stdout, stderr, lines })
-    })
-  })
-}
 
 const form = (fields: Record<string, string>) => new URLSearchParams(fields).toString()
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`
