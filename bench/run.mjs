@@ -462,6 +462,9 @@ function peakRss (pid) {
 
 /** Starts a server (on core 0 when pinned); `program` defaults to this Node.js. */
 function startServer (name, argv, env, program = process.execPath) {
+  // BENCH_PROFILE_DIR=<dir>: the service and the --against build write V8 CPU profiles there (node --cpu-prof), at exit.
+  const profile = process.env.BENCH_PROFILE_DIR && program === process.execPath && (name === 'service' || name === 'against')
+  if (profile) argv = ['--cpu-prof', `--cpu-prof-dir=${join(process.env.BENCH_PROFILE_DIR, name)}`, ...argv]
   const cmd = hasTaskset ? 'taskset' : program
   const cmdArgs = hasTaskset ? ['-c', '0', program, ...argv] : argv
   // BENCH_SERVER_LOGS=<dir>: each server's standard output (its log lines) to <dir>/<name>.log, to debug a failing run.
