@@ -83,13 +83,11 @@ async function startFirst () {
   const { loadConfigOrExit } = await import('../dist/config/load.js')
   config = loadConfigOrExit().config
   if (config.DATABASE_URL === undefined) {
-    const { postgresUserBlockedBy } = await import('../dist/db/embedded-postgres.js')
-    const blocked = postgresUserBlockedBy(resolve(root, config.EMBEDDED_POSTGRES_DIR))
-    if (blocked) {
-      process.stderr.write(blocked + '\n')
-      quit(1)
-      return
-    }
+    // Run as root from a folder the postgres user cannot enter (a clone under /root),
+    // the embedded server's binaries and data move to a place it can: said once, here.
+    const { placeForPostgresUser } = await import('../dist/db/embedded-postgres.js')
+    const { note } = placeForPostgresUser(resolve(root, config.EMBEDDED_POSTGRES_DIR))
+    if (note) process.stderr.write(note + '\n')
   }
   start()
 }
