@@ -109,7 +109,8 @@ export function placeForPostgresUser (dataDir: string): Place {
   const binBlocked = blockedAt(binaries)
   const dataBlocked = blockedAt(dataDir)
   if (!binBlocked && !dataBlocked) return { dataDir }
-  const blocked = (binBlocked ?? dataBlocked)!
+  // The data's folder first: the one a developer chose (EMBEDDED_POSTGRES_DIR).
+  const blocked = (dataBlocked ?? binBlocked)!
   mkdirSync(ROOT_PLACE, { recursive: true, mode: 0o755 })
   for (let dir = ROOT_PLACE; dir !== '/'; dir = dirname(dir)) chmodSync(dir, statSync(dir).mode | 0o755)
   const place: Place = { dataDir }
