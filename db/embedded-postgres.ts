@@ -111,8 +111,9 @@ export function placeForPostgresUser (dataDir: string): Place {
   if (!binBlocked && !dataBlocked) return { dataDir }
   // The data's folder first: the one a developer chose (EMBEDDED_POSTGRES_DIR).
   const blocked = (dataBlocked ?? binBlocked)!
-  mkdirSync(ROOT_PLACE, { recursive: true, mode: 0o755 })
-  for (let dir = ROOT_PLACE; dir !== '/'; dir = dirname(dir)) chmodSync(dir, statSync(dir).mode | 0o755)
+  // Our two folders only (a umask could have narrowed them); /var/lib itself is left as it is.
+  mkdirSync(ROOT_PLACE, { recursive: true })
+  for (const dir of [dirname(ROOT_PLACE), ROOT_PLACE]) chmodSync(dir, 0o755)
   const place: Place = { dataDir }
   if (binBlocked) place.packageUrl = pathToFileURL(join(reachableCopy(packageDir, binaries, platform), 'dist', 'index.js')).href
   if (dataBlocked) place.dataDir = join(ROOT_PLACE, `data-${createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 16)}`)
@@ -144,7 +145,7 @@ function reachableCopy (packageDir: string, binaries: string, platform: string):
       mkdirSync(dirname(join(modules, platform)), { recursive: true })
       symlinkSync(shared, join(modules, platform))
       const require = createRequire(join(packageDir, 'package.json'))
-      for (const name of ['pg', 'async-exit-hook']) symlinkSync(packageRoot(require.resolve(name), name), join(modules, name))
+      for (const name of ['pg', 'async-exit-hook']) symlinkSync(dirname(require.resolve(`${name}/package.json`)), join(modules, name))
     })
   }
   return copied
@@ -161,16 +162,6 @@ function atomically (target: string, fill: (temp: string) => void): void {
     rmSync(temp, { recursive: true, force: true })
     if (!existsSync(target)) throw err
   }
-}
-
-/** The folder of package `name` that holds `file`. */
-function packageRoot (file: string, name: string): string {
-  let dir = dirname(file)
-  while ((JSON.parse(existsSync(join(dir, 'package.json')) ? readFileSync(join(dir, 'package.json'), 'utf8') : '{}') as { name?: string }).name !== name) {
-    if (dir === dirname(dir)) throw new Error(`no package folder for ${name} above ${file}`)
-    dir = dirname(dir)
-  }
-  return dir
 }
 
 const PROCESS_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'exit', 'beforeExit', 'uncaughtException', 'unhandledRejection', 'message'] as const
