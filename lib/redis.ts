@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis'
+import type { Redis, RedisOptions } from 'ioredis'
 
 // Redis only holds rate-limit counters, which fail open: a request must never wait
 // on it for long. Measured costs are in docs/edge.md.
@@ -34,8 +34,13 @@ export function redisOptions (): RedisOptions {
   }
 }
 
-/** A client for REDIS_URL; it connects when `connect()` is called and reconnects by itself. */
-export function createRedisClient (url: string): Redis {
+/**
+ * A client for REDIS_URL; it connects when `connect()` is called and reconnects by
+ * itself. ioredis is loaded here, on first use: a service without Redis never holds
+ * it in memory (BENCHMARKS.md, "Memory at rest").
+ */
+export async function createRedisClient (url: string): Promise<Redis> {
+  const { Redis } = await import('ioredis')
   return new Redis(url, redisOptions())
 }
 

@@ -25,7 +25,7 @@ export default fp(async function redisPlugin (fastify) {
     return
   }
 
-  const redis = createRedisClient(url)
+  const redis = await createRedisClient(url)
   const log = fastify.log.child({ dependency: 'redis' })
   const logError = throttle(ERROR_LOG_INTERVAL_MS)
   let down = false

@@ -69,7 +69,7 @@ t.test('the Redis counter shares counts between clients, expires them with the w
   const port = await freePort()
   let redis = await startRedis(t, port)
   const url = `redis://127.0.0.1:${port}`
-  const clients = [createRedisClient(url), createRedisClient(url)]
+  const clients = await Promise.all([createRedisClient(url), createRedisClient(url)])
   for (const client of clients) {
     client.on('error', () => {})
     await client.connect()
@@ -109,7 +109,7 @@ t.test('the Redis counter shares counts between clients, expires them with the w
 t.test('in open mode the Redis counter counts nothing while Redis is down', { skip }, async (t) => {
   const port = await freePort()
   const redis = await startRedis(t, port)
-  const client = createRedisClient(`redis://127.0.0.1:${port}`)
+  const client = await createRedisClient(`redis://127.0.0.1:${port}`)
   client.on('error', () => {})
   await client.connect()
   t.teardown(() => client.disconnect())

@@ -1,6 +1,7 @@
-import { Compile } from 'typebox/compile'
+import { Ajv } from 'ajv'
 import type { Config } from '../../../config/schema.js'
 import { ApiError, invalidToken, tokenError } from '../../../lib/errors.js'
+import { isUuid } from '../../../schemas/common.js'
 import { TokenClaimsSchema, type TokenClaims, type TokenType } from '../../../schemas/tokens.js'
 
 // The checks every token passes besides its signature (docs/auth.md, "Tokens"), in
@@ -12,7 +13,10 @@ const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 export const LEEWAY_MS = 5000
 // RFC 9068 §2.1: access tokens say what they are; refresh tokens are plain JWTs.
 export const ACCESS_TYP = 'at+jwt'
-const claims = Compile(TokenClaimsSchema)
+// Ajv, as for request bodies, rather than TypeBox's own compiler, which would load
+// a second validator into every process (BENCHMARKS.md, "Memory at rest"). The
+// schema's UUIDs carry both `format: uuid` and the pattern; the format is the same test.
+const claims = new Ajv({ formats: { uuid: isUuid } }).compile<TokenClaims>(TokenClaimsSchema)
 
 /** What fast-jwt's verifier and decoder return with `complete: true`. */
 export interface Verified { header: { typ?: unknown, kid?: unknown }, payload: unknown }
@@ -40,7 +44,7 @@ export function mapVerifyError (err: unknown): ApiError {
 
 /** The claims of a correctly signed token, if they are those of a token of `type` of ours. */
 export function checkedClaims ({ header, payload }: Verified, type: TokenType, config: Config): TokenClaims {
-  if (!claims.Check(payload) || !typMatches(header.typ, type)) throw invalidToken('The token is invalid')
+  if (!claims(payload) || !typMatches(header.typ, type)) throw invalidToken('The token is invalid')
   if ((config.JWT_ISSUER !== undefined && payload.iss !== config.JWT_ISSUER) ||
     (config.JWT_AUDIENCE !== undefined && payload.aud !== config.JWT_AUDIENCE) ||
     (payload.client_id !== undefined && payload.sub !== payload.client_id)) {
